@@ -1,0 +1,23 @@
+// safetensors files (https://github.com/huggingface/safetensors): F32, F64, I64, I32, U8, BOOL.
+// A u64 little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, the bytes.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace tessera {
+
+struct SafetensorsFile {
+  std::map<std::string, Tensor> tensors;          // CPU tensors, by name
+  std::map<std::string, std::string> metadata;    // the optional "__metadata__" entry
+};
+
+SafetensorsFile load_safetensors(const std::string& path);
+SafetensorsFile parse_safetensors(const char* data, size_t size, const std::string& name);
+// Tensors from any device; written atomically, names in sorted order.
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace tessera

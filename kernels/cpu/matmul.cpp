@@ -1,0 +1,62 @@
+// CPU matmul through OpenBLAS (its OpenMP build shares tessera's thread pool).
+#include <cblas.h>
+
+#include "core/parallel.h"
+#include "core/view.h"
+#include "kernels/matmul.h"
+
+namespace tessera {
+
+namespace {
+
+Tensor blas_ready(const Tensor& t, MatrixLayout* layout) {
+  if (blas_layout(t, layout)) return t;
+  Tensor c = raw::contiguous(t);
+  blas_layout(c, layout);
+  return c;
+}
+
+template <class T>
+void gemm(const MatrixLayout& la, const MatrixLayout& lb, int64_t M, int64_t N, int64_t K, const T* a, const T* b,
+          T* c) {
+  const CBLAS_TRANSPOSE ta = la.transposed ? CblasTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE tb = lb.transposed ? CblasTrans : CblasNoTrans;
+  const int lda = static_cast<int>(std::max<int64_t>(la.ld, la.transposed ? M : K));
+  const int ldb = static_cast<int>(std::max<int64_t>(lb.ld, lb.transposed ? K : N));
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, a, lda,
+                b, ldb, 0.0f, c, static_cast<int>(N));
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0, a, lda,
+                b, ldb, 0.0, c, static_cast<int>(N));
+  }
+}
+
+}  // namespace
+
+void matmul_kernel_cpu(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
+  const int64_t batch = out.size(0), M = out.size(1), N = out.size(2), K = a_in.size(2);
+  TS_CHECK(M < (int64_t{1} << 31) && N < (int64_t{1} << 31) && K < (int64_t{1} << 31),
+           "matmul: dimensions beyond 2^31 are not supported by BLAS");
+  if (K == 0) {
+    raw::fill_(out, 0.0);
+    return;
+  }
+  MatrixLayout la, lb;
+  Tensor a = blas_ready(a_in, &la), b = blas_ready(b_in, &lb);
+  dispatch_floating(out.dtype(), "matmul", [&]<class T>() {
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* pc = out.data<T>();
+    auto one = [&](int64_t i) { gemm<T>(la, lb, M, N, K, pa + i * la.batch_stride, pb + i * lb.batch_stride, pc + i * M * N); };
+    // Many small products: one per thread (OpenBLAS runs single-threaded inside a parallel
+    // region). Large ones: one after another, each using every thread.
+    if (batch >= num_threads() && M * N * K <= 128 * 128 * 128) {
+      parallel_for(batch, one, 1);
+    } else {
+      for (int64_t i = 0; i < batch; ++i) one(i);
+    }
+  });
+}
+
+}  // namespace tessera

@@ -1,0 +1,102 @@
+// Helpers for the tests: host copies in float64, tolerant comparison, non-contiguous twins of
+// tensors, and the CUDA skip rule (skip with a reason, or fail when TESSERA_REQUIRE_CUDA=1).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "tessera.h"
+
+namespace tessera::test {
+
+// A contiguous float64 copy of a tensor on the host: the currency of the naive references.
+struct Host {
+  Shape shape;
+  std::vector<double> v;
+  int64_t numel() const { return static_cast<int64_t>(v.size()); }
+  // Flat index of a multi-index (row-major).
+  int64_t offset(const Shape& idx) const {
+    int64_t off = 0;
+    for (size_t d = 0; d < shape.size(); ++d) off = off * shape[d] + idx[d];
+    return off;
+  }
+  double& at(const Shape& idx) { return v[offset(idx)]; }
+  double at(const Shape& idx) const { return v[offset(idx)]; }
+};
+
+inline Host host(const Tensor& t) { return Host{t.shape(), t.to_vector<double>()}; }
+inline Host host_zeros(const Shape& shape) { return Host{shape, std::vector<double>(shape_numel(shape), 0.0)}; }
+
+// The multi-index of flat position i in `shape`.
+inline Shape unravel(int64_t i, const Shape& shape) {
+  Shape idx(shape.size());
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    idx[d] = i % shape[d];
+    i /= shape[d];
+  }
+  return idx;
+}
+
+// |a - b| <= atol + rtol * |b| everywhere, shapes equal, no NaN unless both are NaN at the spot.
+inline ::testing::AssertionResult close(const Tensor& actual, const Host& expected, double atol, double rtol,
+                                        bool nan_equal = false) {
+  if (actual.shape() != expected.shape)
+    return ::testing::AssertionFailure() << "shape " << shape_str(actual.shape()) << " != expected "
+                                         << shape_str(expected.shape);
+  const std::vector<double> a = actual.to_vector<double>();
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double x = a[i], y = expected.v[i];
+    if (nan_equal && std::isnan(x) && std::isnan(y)) continue;
+    if (std::isinf(y) && x == y) continue;
+    if (!(std::abs(x - y) <= atol + rtol * std::abs(y)))
+      return ::testing::AssertionFailure() << "element " << i << " (" << shape_str(unravel(static_cast<int64_t>(i), expected.shape))
+                                           << "): got " << x << ", expected " << y;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+inline ::testing::AssertionResult close(const Tensor& actual, const Tensor& expected, double atol, double rtol,
+                                        bool nan_equal = false) {
+  return close(actual, host(expected), atol, rtol, nan_equal);
+}
+
+// Exactly equal values (and shape).
+inline ::testing::AssertionResult equal(const Tensor& actual, const Tensor& expected) {
+  return close(actual, host(expected), 0.0, 0.0, true);
+}
+
+// The same values in a non-contiguous layout (a transposed copy, or a strided slice).
+inline Tensor noncontiguous(const Tensor& t) {
+  NoGradGuard g;
+  if (t.dim() >= 2) return t.transpose(-1, -2).contiguous().transpose(-1, -2);
+  if (t.dim() == 1) {
+    Tensor wide = zeros({t.size(0), 2}, options(t.dtype(), t.device()));
+    wide.select(1, 0).copy_(t);
+    return wide.select(1, 0);
+  }
+  return t;
+}
+
+// Whether CUDA tests should run: true with a usable device; otherwise they skip with the reason,
+// or fail when TESSERA_REQUIRE_CUDA=1 (the GPU machine's check must not silently skip).
+inline bool require_cuda_env() {
+  const char* v = std::getenv("TESSERA_REQUIRE_CUDA");
+  return v != nullptr && std::string(v) == "1";
+}
+
+#define TS_SKIP_WITHOUT_CUDA()                                                                      \
+  do {                                                                                              \
+    if (!::tessera::cuda::is_available()) {                                                         \
+      if (::tessera::test::require_cuda_env())                                                      \
+        FAIL() << "TESSERA_REQUIRE_CUDA=1 but CUDA is unavailable: " << ::tessera::cuda::unavailable_reason(); \
+      GTEST_SKIP() << "CUDA unavailable: " << ::tessera::cuda::unavailable_reason();               \
+    }                                                                                               \
+  } while (0)
+
+inline std::string data_path(const std::string& rel) { return std::string(TESSERA_TEST_DATA) + "/" + rel; }
+
+}  // namespace tessera::test
