@@ -1,0 +1,54 @@
+// The table-driven op suite (after ggml's test-backend-ops).
+//
+// How to add an op: append an OpCase to one of the tables (test_ops_*.cpp): a name, its inputs
+// (shape and kind), the op under test (fn), a naive float64 reference (ref, in tests/reference.h
+// style: plain loops over Host), and whether it is differentiable. Every case is then checked:
+//   Float32 / Float64  — the CPU result against the reference,
+//   NonContiguous      — the same with every input given in a transposed or strided layout,
+//   Gradcheck          — autograd against central differences in float64 (differentiable cases),
+//   CudaMatchesCpu     — the CUDA result and gradients against the CPU's (skips without a GPU).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "reference.h"
+
+namespace tessera::test {
+
+enum class Kind {
+  Normal,    // N(0, 1) floats
+  Positive,  // U(0.5, 2) floats (log, sqrt, divisors)
+  Ties,      // floats from {0, 1, 2}: many exact ties (sorting stability, comparisons)
+  Int,       // int64 in [-5, 5]
+  Bool,      // bool
+  Index,     // int64 in [0, hi)
+};
+
+struct In {
+  Shape shape;
+  Kind kind = Kind::Normal;
+  int64_t hi = 0;     // Index: exclusive upper bound
+  bool grad = true;   // floats: take part in gradcheck
+};
+
+struct OpCase {
+  std::string name;
+  std::vector<In> inputs;
+  std::function<Tensor(const std::vector<Tensor>&)> fn;
+  std::function<Host(const std::vector<Host>&)> ref;
+  bool differentiable = true;
+  double tol32 = 2e-5;  // atol and rtol for float32 results (float64: 1e-10)
+};
+
+inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+
+// Inputs of a case: floats in `float_dtype`, deterministic per case name.
+std::vector<Tensor> make_inputs(const OpCase& c, DType float_dtype);
+
+class OpTest : public ::testing::TestWithParam<OpCase> {};
+
+std::string case_name(const ::testing::TestParamInfo<OpCase>& info);
+
+}  // namespace tessera::test

@@ -1,0 +1,94 @@
+// The checks every OpCase goes through (see op_table.h), and the helpers that make inputs.
+#include <functional>
+
+#include "op_table.h"
+
+namespace tessera::test {
+
+std::vector<Tensor> make_inputs(const OpCase& c, DType float_dtype) {
+  Generator gen(std::hash<std::string>{}(c.name));
+  std::vector<Tensor> out;
+  for (const In& in : c.inputs) {
+    Tensor t;
+    switch (in.kind) {
+      case Kind::Normal: t = randn(in.shape, kFloat64, &gen); break;
+      case Kind::Positive: t = uniform(in.shape, 0.5, 2.0, kFloat64, &gen); break;
+      case Kind::Ties: t = randint(0, 3, in.shape, kInt64, &gen).to(kFloat64); break;
+      case Kind::Int: t = randint(-5, 6, in.shape, kInt64, &gen); break;
+      case Kind::Bool: t = randint(0, 2, in.shape, kInt64, &gen).to(kBool); break;
+      case Kind::Index: t = randint(0, in.hi, in.shape, kInt64, &gen); break;
+    }
+    if (is_floating(t.dtype())) t = t.to(float_dtype);
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::string case_name(const ::testing::TestParamInfo<OpCase>& info) {
+  std::string s = info.param.name;
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
+namespace {
+
+std::vector<Host> hosts(const std::vector<Tensor>& ts) {
+  std::vector<Host> h;
+  for (const Tensor& t : ts) h.push_back(host(t));
+  return h;
+}
+
+bool is_float_input(const In& in) { return in.kind == Kind::Normal || in.kind == Kind::Positive || in.kind == Kind::Ties; }
+
+void check_against_reference(const OpCase& c, DType dtype, bool noncontig) {
+  std::vector<Tensor> inputs = make_inputs(c, dtype);
+  if (noncontig)
+    for (Tensor& t : inputs) t = noncontiguous(t);
+  Tensor out = c.fn(inputs);
+  const Host expected = c.ref(hosts(inputs));
+  const double tol = out.dtype() == kFloat64 ? 1e-10 : c.tol32;  // integer inputs can give float32
+  EXPECT_TRUE(close(out, expected, tol, tol, true)) << c.name << " (" << dtype_name(dtype) << (noncontig ? ", non-contiguous" : "") << ")";
+}
+
+TEST_P(OpTest, Float32) { check_against_reference(GetParam(), kFloat32, false); }
+TEST_P(OpTest, Float64) { check_against_reference(GetParam(), kFloat64, false); }
+TEST_P(OpTest, NonContiguous) { check_against_reference(GetParam(), kFloat32, true); }
+
+TEST_P(OpTest, Gradcheck) {
+  const OpCase& c = GetParam();
+  if (!c.differentiable) GTEST_SKIP() << c.name << " is not differentiable";
+  std::vector<Tensor> inputs = make_inputs(c, kFloat64);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (is_float_input(c.inputs[i]) && c.inputs[i].grad) inputs[i].requires_grad_();
+  GradcheckResult r = gradcheck(c.fn, inputs);
+  EXPECT_TRUE(r.ok) << c.name << ": " << r.message << " (max error " << r.max_abs_error << ")";
+}
+
+TEST_P(OpTest, CudaMatchesCpu) {
+  TS_SKIP_WITHOUT_CUDA();
+  const OpCase& c = GetParam();
+  std::vector<Tensor> cpu_in = make_inputs(c, kFloat32);
+  std::vector<Tensor> cuda_in;
+  for (size_t i = 0; i < cpu_in.size(); ++i) {
+    const bool grad = c.differentiable && is_float_input(c.inputs[i]) && c.inputs[i].grad;
+    if (grad) cpu_in[i].requires_grad_();
+    cuda_in.push_back(cpu_in[i].detach().to(cuda_device()));
+    if (grad) cuda_in.back().requires_grad_();
+  }
+  Tensor out_cpu = c.fn(cpu_in), out_cuda = c.fn(cuda_in);
+  ASSERT_TRUE(out_cuda.is_cuda());
+  EXPECT_TRUE(close(out_cuda.cpu(), out_cpu, c.tol32, c.tol32, true)) << c.name << " forward";
+  if (!c.differentiable || !out_cpu.requires_grad()) return;
+  Tensor w = randn(out_cpu.shape(), out_cpu.dtype());
+  sum(mul(out_cpu, w)).backward();
+  sum(mul(out_cuda, w.to(cuda_device()))).backward();
+  for (size_t i = 0; i < cpu_in.size(); ++i) {
+    if (!cpu_in[i].requires_grad() || !cpu_in[i].grad().defined()) continue;
+    ASSERT_TRUE(cuda_in[i].grad().defined()) << c.name << " input " << i;
+    EXPECT_TRUE(close(cuda_in[i].grad().cpu(), cpu_in[i].grad(), c.tol32 * 10, c.tol32 * 10)) << c.name << " grad " << i;
+  }
+}
+
+}  // namespace
+}  // namespace tessera::test

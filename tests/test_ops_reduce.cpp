@@ -1,0 +1,161 @@
+// Reductions, matmul and softmax in the op table.
+#include "op_table.h"
+
+namespace tessera::test {
+namespace {
+
+using V = const std::vector<Tensor>&;
+using H = const std::vector<Host>&;
+
+std::vector<OpCase> cases() {
+  std::vector<OpCase> c;
+  // ---- sum / mean over every kind of dim set (adjacent, non-adjacent, leading, trailing, all)
+  struct R {
+    const char* name;
+    Shape shape;
+    Shape dims;
+    bool keepdim;
+  };
+  for (const R& r : {R{"all", {3, 4}, {}, false}, R{"last", {3, 4}, {1}, false}, R{"first", {3, 4}, {0}, true},
+                     R{"middle", {2, 3, 4}, {1}, false}, R{"outer_pair", {2, 3, 4}, {0, 2}, true},
+                     R{"leading_pair", {2, 3, 4}, {0, 1}, false}, R{"negative_dim", {2, 3, 4}, {-1}, true}}) {
+    Shape dims = r.dims;
+    bool keep = r.keepdim;
+    c.push_back({std::string("sum_") + r.name, {{r.shape}}, [dims, keep](V x) { return sum(x[0], dims, keep); },
+                 [dims, keep](H h) { return ref::sum(h[0], dims, keep); }});
+    c.push_back({std::string("mean_") + r.name, {{r.shape}}, [dims, keep](V x) { return mean(x[0], dims, keep); },
+                 [dims, keep](H h) { return ref::mean(h[0], dims, keep); }});
+    c.push_back({std::string("amax_") + r.name, {{r.shape}}, [dims, keep](V x) { return amax(x[0], dims, keep); },
+                 [dims, keep](H h) { return ref::amax(h[0], dims, keep, true); }});
+    c.push_back({std::string("amin_") + r.name, {{r.shape}}, [dims, keep](V x) { return amin(x[0], dims, keep); },
+                 [dims, keep](H h) { return ref::amax(h[0], dims, keep, false); }});
+    c.push_back({std::string("var_") + r.name, {{r.shape}}, [dims, keep](V x) { return var(x[0], dims, 1, keep); },
+                 [dims, keep](H h) { return ref::var(h[0], dims, 1, keep); }});
+  }
+  c.push_back({"sum_of_transposed", {{{4, 3}}}, [](V x) { return sum(x[0].t(), {1}); },
+               [](H h) { return ref::sum(h[0], {0}, false); }});
+  c.push_back({"sum_0dim", {{{}}}, [](V x) { return sum(x[0]); }, [](H h) { return h[0]; }});
+  c.push_back({"sum_int_gives_int64", {{{3, 5}, Kind::Int}}, [](V x) { return sum(x[0], {1}); },
+               [](H h) { return ref::sum(h[0], {1}, false); }, false});
+  c.push_back({"sum_bool_counts", {{{3, 5}, Kind::Bool}}, [](V x) { return sum(x[0]); },
+               [](H h) { return ref::sum(h[0], {}, false); }, false});
+  c.push_back({"var_correction0", {{{3, 4}}}, [](V x) { return var(x[0], {1}, 0); },
+               [](H h) { return ref::var(h[0], {1}, 0, false); }});
+  c.push_back({"amax_ties_share_gradient", {{{3, 4}, Kind::Ties}}, [](V x) { return amax(x[0], {1}); },
+               [](H h) { return ref::amax(h[0], {1}, false, true); }, false});
+  // Long rows and wide columns: the CPU's split-row and column-tile paths (and CUDA's split grids).
+  c.push_back({"sum_long_row", {{{2, 70001}}}, [](V x) { return sum(x[0], {1}); },
+               [](H h) { return ref::sum(h[0], {1}, false); }, false, 1e-4});
+  c.push_back({"sum_wide_columns", {{{600, 300}}}, [](V x) { return sum(x[0], {0}); },
+               [](H h) { return ref::sum(h[0], {0}, false); }, false, 1e-4});
+  c.push_back({"amax_long_row", {{{3, 50000}}}, [](V x) { return amax(x[0], {1}); },
+               [](H h) { return ref::amax(h[0], {1}, false, true); }, false});
+  c.push_back({"mean_all_large", {{{1000, 500}}}, [](V x) { return mean(x[0]); },
+               [](H h) { return ref::mean(h[0], {}, false); }, false, 1e-4});
+  // ---- max/min with indices, argmax/argmin
+  c.push_back({"max_dim_values", {{{3, 5}}}, [](V x) { return max(x[0], 1).first; },
+               [](H h) { return ref::amax(h[0], {1}, false, true); }});
+  c.push_back({"max_dim_indices", {{{3, 5}}}, [](V x) { return max(x[0], 1).second; },
+               [](H h) { return ref::argext(h[0], 1, false, true); }, false});
+  c.push_back({"min_dim0_keepdim_values", {{{4, 3}}}, [](V x) { return min(x[0], 0, true).first; },
+               [](H h) { return ref::amax(h[0], {0}, true, false); }});
+  c.push_back({"min_dim0_keepdim_indices", {{{4, 3}}}, [](V x) { return min(x[0], 0, true).second; },
+               [](H h) { return ref::argext(h[0], 0, true, false); }, false});
+  c.push_back({"argmax_all", {{{3, 5}}}, [](V x) { return argmax(x[0]); }, [](H h) { return ref::argext(h[0], std::nullopt, false, true); }, false});
+  c.push_back({"argmin_all", {{{3, 5}}}, [](V x) { return argmin(x[0]); }, [](H h) { return ref::argext(h[0], std::nullopt, false, false); }, false});
+  c.push_back({"argmax_dim_ties_first", {{{4, 6}, Kind::Ties}}, [](V x) { return argmax(x[0], 1); },
+               [](H h) { return ref::argext(h[0], 1, false, true); }, false});
+  c.push_back({"argmin_dim_keepdim", {{{2, 3, 4}}}, [](V x) { return argmin(x[0], 1, true); },
+               [](H h) { return ref::argext(h[0], 1, true, false); }, false});
+  c.push_back({"argmax_long_row", {{{2, 40000}}}, [](V x) { return argmax(x[0], 1); },
+               [](H h) { return ref::argext(h[0], 1, false, true); }, false});
+  c.push_back({"sum_to", {{{2, 3, 4}}}, [](V x) { return sum_to(x[0], {3, 1}); },
+               [](H h) {
+                 Host s = ref::sum(h[0], {0, 2}, true);
+                 s.shape = {3, 1};
+                 return s;
+               }});
+  // ---- matmul
+  c.push_back({"matmul_2d", {{{3, 4}}, {{4, 5}}}, [](V x) { return matmul(x[0], x[1]); }, [](H h) { return ref::matmul(h[0], h[1]); }});
+  c.push_back({"matmul_transposed_operands", {{{4, 3}}, {{5, 4}}}, [](V x) { return matmul(x[0].t(), x[1].t()); },
+               [](H h) {
+                 Host at = host_zeros({3, 4}), bt = host_zeros({4, 5});
+                 for (int64_t i = 0; i < 4; ++i)
+                   for (int64_t j = 0; j < 3; ++j) at.at({j, i}) = h[0].at({i, j});
+                 for (int64_t i = 0; i < 5; ++i)
+                   for (int64_t j = 0; j < 4; ++j) bt.at({j, i}) = h[1].at({i, j});
+                 return ref::matmul(at, bt);
+               }});
+  c.push_back({"matmul_batch_broadcast", {{{2, 1, 3, 4}}, {{3, 4, 2}}}, [](V x) { return matmul(x[0], x[1]); },
+               [](H h) { return ref::matmul(h[0], h[1]); }});
+  c.push_back({"matmul_matrix_vector", {{{3, 4}}, {{4}}}, [](V x) { return matmul(x[0], x[1]); },
+               [](H h) {
+                 Host b = h[1];
+                 b.shape = {4, 1};
+                 Host r = ref::matmul(h[0], b);
+                 r.shape = {3};
+                 return r;
+               }});
+  c.push_back({"matmul_vector_matrix", {{{4}}, {{2, 4, 3}}}, [](V x) { return matmul(x[0], x[1]); },
+               [](H h) {
+                 Host a = h[0];
+                 a.shape = {1, 4};
+                 Host r = ref::matmul(a, h[1]);
+                 r.shape = {2, 3};
+                 return r;
+               }});
+  c.push_back({"matmul_dot", {{{5}}, {{5}}}, [](V x) { return matmul(x[0], x[1]); },
+               [](H h) {
+                 double s = 0;
+                 for (int64_t i = 0; i < 5; ++i) s += h[0].v[i] * h[1].v[i];
+                 return Host{{}, {s}};
+               }});
+  c.push_back({"bmm", {{{2, 3, 4}}, {{2, 4, 5}}}, [](V x) { return bmm(x[0], x[1]); }, [](H h) { return ref::matmul(h[0], h[1]); }});
+  c.push_back({"mm_large", {{{70, 130}}, {{130, 90}}}, [](V x) { return mm(x[0], x[1]); }, [](H h) { return ref::matmul(h[0], h[1]); },
+               false, 1e-4});
+  c.push_back({"bmm_many_small", {{{16, 5, 6}}, {{16, 6, 7}}}, [](V x) { return bmm(x[0], x[1]); },
+               [](H h) { return ref::matmul(h[0], h[1]); }, false});
+  // ---- softmax
+  c.push_back({"softmax_last", {{{3, 5}}}, [](V x) { return softmax(x[0], -1); }, [](H h) { return ref::softmax(h[0], -1, false); }});
+  c.push_back({"softmax_first", {{{4, 3}}}, [](V x) { return softmax(x[0], 0); }, [](H h) { return ref::softmax(h[0], 0, false); }});
+  c.push_back({"softmax_middle", {{{2, 3, 4}}}, [](V x) { return softmax(x[0], 1); }, [](H h) { return ref::softmax(h[0], 1, false); }});
+  c.push_back({"log_softmax_last", {{{3, 5}}}, [](V x) { return log_softmax(x[0], -1); }, [](H h) { return ref::softmax(h[0], -1, true); }});
+  c.push_back({"log_softmax_middle", {{{2, 3, 4}}}, [](V x) { return log_softmax(x[0], 1); }, [](H h) { return ref::softmax(h[0], 1, true); }});
+  c.push_back({"softmax_large_logits", {{{2, 4}}}, [](V x) { return softmax(mul(x[0], 1000.0), 1); },
+               [](H h) { return ref::softmax(ref::map(h[0], [](double v) { return v * 1000.0; }), 1, false); }, false});
+  c.push_back({"softmax_long_rows", {{{3, 3000}}}, [](V x) { return softmax(x[0], 1); }, [](H h) { return ref::softmax(h[0], 1, false); }, false});
+  return c;
+}
+
+INSTANTIATE_TEST_SUITE_P(ReduceLinalg, OpTest, ::testing::ValuesIn(cases()), case_name);
+
+TEST(ReduceErrors, BadDimsAndEmptyInputs) {
+  Tensor x = zeros({2, 3});
+  EXPECT_THROW(sum(x, {2}), Error);
+  EXPECT_THROW(sum(x, {0, 0}), Error);
+  EXPECT_THROW(amax(zeros({0, 3}), {0}), Error);
+  EXPECT_THROW(argmax(zeros({0})), Error);
+  EXPECT_THROW(mean(zeros({3}, kInt64)), Error);
+  EXPECT_THROW(var(x, {}, -1), Error);
+  EXPECT_THROW(sum_to(x, {3, 3}), Error);
+  // An empty reduction is the identity (sum) or NaN (mean), as PyTorch.
+  EXPECT_EQ(sum(zeros({0, 3}), {0}).to_vector<float>(), std::vector<float>(3, 0.f));
+  EXPECT_TRUE(std::isnan(mean(zeros({0})).item<float>()));
+}
+
+TEST(MatmulErrors, ShapesDtypesRanks) {
+  EXPECT_THROW(matmul(zeros({2, 3}), zeros({4, 2})), Error);
+  EXPECT_THROW(matmul(zeros({2, 3}), zeros({3, 2}, kFloat64)), Error);
+  EXPECT_THROW(matmul(zeros({2, 3}, kInt64), zeros({3, 2}, kInt64)), Error);
+  EXPECT_THROW(matmul(zeros({}), zeros({3})), Error);
+  EXPECT_THROW(mm(zeros({2, 3, 4}), zeros({4, 2})), Error);
+  EXPECT_THROW(bmm(zeros({2, 3, 4}), zeros({3, 4, 5})), Error);
+  EXPECT_THROW(matmul(zeros({2, 2, 3}), zeros({3, 3, 2})), Error);  // batch 2 vs 3
+  EXPECT_THROW(softmax(zeros({3}, kInt64), 0), Error);
+  EXPECT_THROW(softmax(zeros({3}), 1), Error);
+  // K = 0 gives zeros.
+  EXPECT_EQ(matmul(zeros({2, 0}), zeros({0, 3})).to_vector<float>(), std::vector<float>(6, 0.f));
+}
+
+}  // namespace
+}  // namespace tessera::test
