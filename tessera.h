@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autograd/gradcheck.h"
+#include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/cuda.h"
 #include "core/device.h"

@@ -16,6 +16,24 @@ std::atomic<uint64_t> next_sequence_nr{0};
 
 Node::Node() : sequence_nr(next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
 
+Node::~Node() {
+  // The outermost destructor on this thread owns a work list; nested ones only hand it their edges.
+  thread_local std::vector<std::shared_ptr<Node>>* pending = nullptr;
+  const bool owner = pending == nullptr;
+  std::vector<std::shared_ptr<Node>> list;
+  if (owner) pending = &list;
+  for (Edge& e : next_edges)
+    if (e.node) pending->push_back(std::move(e.node));
+  next_edges.clear();
+  if (!owner) return;
+  while (!list.empty()) {
+    std::shared_ptr<Node> n = std::move(list.back());
+    list.pop_back();
+    n.reset();  // may run ~Node of n, which appends n's edges to `list`
+  }
+  pending = nullptr;
+}
+
 SavedTensor::SavedTensor(const Tensor& t) {
   if (!t.defined()) return;
   data_ = t.detach();

@@ -31,7 +31,9 @@ class Node {
   };
 
   Node();
-  virtual ~Node() = default;
+  // Releases the chain of nodes behind this one iteratively: a graph of 100k ops must not overflow
+  // the stack through nested shared_ptr destructors.
+  virtual ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 

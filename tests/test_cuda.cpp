@@ -1,0 +1,86 @@
+// CUDA runtime pieces: caching allocator, copies between devices, streams/handles. Each test skips
+// without a usable device (and fails instead under TESSERA_REQUIRE_CUDA=1).
+#include "test_helpers.h"
+
+namespace tessera {
+namespace {
+
+TEST(CudaAllocator, SteadyStateReusesBlocksWithoutCudaMalloc) {
+  TS_SKIP_WITHOUT_CUDA();
+  cuda::synchronize(0);
+  { Tensor warm = empty({1 << 20}, options(kFloat32, cuda_device())); }
+  const cuda::MemoryStats before = cuda::memory_stats(0);
+  for (int i = 0; i < 50; ++i) {
+    Tensor t = empty({1 << 20}, options(kFloat32, cuda_device()));
+    Tensor u = add(t, 1.0);  // same sizes every iteration, as in a training loop
+  }
+  const cuda::MemoryStats after = cuda::memory_stats(0);
+  EXPECT_EQ(after.device_allocs, before.device_allocs + 1) << "only the second live buffer should need cudaMalloc";
+  EXPECT_EQ(after.allocated, before.allocated);
+}
+
+TEST(CudaAllocator, StatsPeakAndEmptyCache) {
+  TS_SKIP_WITHOUT_CUDA();
+  cuda::reset_peak_memory_stats(0);
+  const size_t base = cuda::memory_stats(0).allocated;
+  {
+    Tensor t = empty({1 << 22}, options(kFloat32, cuda_device()));  // 16 MiB
+    EXPECT_GE(cuda::memory_stats(0).allocated, base + (size_t{16} << 20));
+  }
+  cuda::MemoryStats s = cuda::memory_stats(0);
+  EXPECT_EQ(s.allocated, base);
+  EXPECT_GE(s.peak_allocated, base + (size_t{16} << 20));
+  EXPECT_GE(s.reserved, size_t{16} << 20);
+  cuda::empty_cache();
+  EXPECT_LT(cuda::memory_stats(0).reserved, s.reserved);
+}
+
+TEST(CudaAllocator, OutOfMemoryIsAClearError) {
+  TS_SKIP_WITHOUT_CUDA();
+  try {
+    Tensor t = empty({int64_t{1} << 46}, options(kUInt8, cuda_device()));  // 64 TiB
+    FAIL() << "expected out of memory";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("out of memory"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("reserved"), std::string::npos) << msg;
+  }
+  // The allocator still works afterwards.
+  EXPECT_EQ(ones({4}, options(kFloat32, cuda_device())).cpu().to_vector<float>(), std::vector<float>(4, 1.f));
+}
+
+TEST(CudaCopy, BetweenDevicesThroughAnyLayout) {
+  TS_SKIP_WITHOUT_CUDA();
+  Tensor x = randn({5, 7});
+  Tensor g = x.to(cuda_device());
+  EXPECT_TRUE(g.is_cuda());
+  EXPECT_TRUE(test::equal(g.cpu(), x));
+  EXPECT_TRUE(test::equal(x.t().to(cuda_device()).cpu(), x.t()));  // strided source
+  Tensor dst = zeros({7, 5}, options(kFloat64, cuda_device()));
+  dst.t().copy_(x);  // strided destination, cast, host to device
+  EXPECT_TRUE(test::equal(dst.cpu(), x.t().to(kFloat64)));
+  Tensor host_dst = zeros({7, 5});
+  host_dst.t().copy_(g);  // device to a strided host view
+  EXPECT_TRUE(test::equal(host_dst, x.t()));
+  EXPECT_EQ(arange(5, options(kInt64, cuda_device())).cpu().to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(linspace(0, 1, 3, options(kFloat32, cuda_device())).cpu().to_vector<float>(), (std::vector<float>{0, 0.5f, 1}));
+  EXPECT_EQ(full({2}, 3.0, options(kInt32, cuda_device())).cpu().to_vector<int32_t>(), (std::vector<int32_t>{3, 3}));
+}
+
+TEST(CudaDevice, BadDeviceIndexIsAnError) {
+  TS_SKIP_WITHOUT_CUDA();
+  EXPECT_THROW(zeros({2}, Device("cuda:" + std::to_string(cuda::device_count()))), Error);
+}
+
+TEST(CudaAutograd, TrainingStepOnTheDeviceMatchesTheCpu) {
+  TS_SKIP_WITHOUT_CUDA();
+  Tensor w_cpu = randn({8, 4}).requires_grad_(), x_cpu = randn({16, 8});
+  Tensor w_gpu = w_cpu.detach().cuda().requires_grad_(), x_gpu = x_cpu.cuda();
+  auto loss = [](const Tensor& x, const Tensor& w) { return mean(log_softmax(relu(matmul(x, w)), 1)); };
+  loss(x_cpu, w_cpu).backward();
+  loss(x_gpu, w_gpu).backward();
+  EXPECT_TRUE(test::close(w_gpu.grad().cpu(), w_cpu.grad(), 1e-5, 1e-4));
+}
+
+}  // namespace
+}  // namespace tessera
