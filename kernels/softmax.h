@@ -11,6 +11,8 @@
 
 namespace tessera {
 
+// One exponential per element: exp(x - max) is computed in T, written to y (softmax) and summed
+// in Acc; a last pass scales y by 1/sum, or writes x - max - log(sum) (log_softmax).
 template <class T, class Acc>
 struct SoftmaxColumnKernel {
   const T* x;
@@ -19,17 +21,20 @@ struct SoftmaxColumnKernel {
   bool log;
   TS_HD void operator()(int64_t i) const {
     const int64_t base = (i / inner) * D * inner + i % inner;
-    Acc mx = math::lowest<Acc>();
-    for (int64_t d = 0; d < D; ++d) mx = math::maximum(mx, static_cast<Acc>(x[base + d * inner]));
+    T mx = math::lowest<T>();
+    for (int64_t d = 0; d < D; ++d) mx = math::maximum(mx, x[base + d * inner]);
     Acc sum = 0;
-    for (int64_t d = 0; d < D; ++d) sum += math::exp(static_cast<Acc>(x[base + d * inner]) - mx);
+    for (int64_t d = 0; d < D; ++d) {
+      const T e = math::exp(x[base + d * inner] - mx);
+      if (!log) y[base + d * inner] = e;
+      sum += static_cast<Acc>(e);
+    }
     if (log) {
-      const Acc lse = mx + math::log(sum);
-      for (int64_t d = 0; d < D; ++d) y[base + d * inner] = static_cast<T>(static_cast<Acc>(x[base + d * inner]) - lse);
+      const T lse = mx + static_cast<T>(math::log(sum));
+      for (int64_t d = 0; d < D; ++d) y[base + d * inner] = x[base + d * inner] - lse;
     } else {
-      const Acc inv = Acc(1) / sum;
-      for (int64_t d = 0; d < D; ++d)
-        y[base + d * inner] = static_cast<T>(math::exp(static_cast<Acc>(x[base + d * inner]) - mx) * inv);
+      const T inv = static_cast<T>(Acc(1) / sum);
+      for (int64_t d = 0; d < D; ++d) y[base + d * inner] *= inv;
     }
   }
 };

@@ -1,4 +1,5 @@
 // core/: dtypes, devices, views, layout/dtype conversion, factories, errors.
+#include "kernels/math.h"
 #include "test_helpers.h"
 
 namespace tessera {
@@ -225,6 +226,27 @@ TEST(Cuda, UnavailableIsReportedNotThrown) {
   EXPECT_FALSE(cuda::unavailable_reason().empty());
   EXPECT_NO_THROW(cuda::synchronize());
   EXPECT_THROW(zeros({2}, Device("cuda")), Error);
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(Math, ExpNonpositiveIsWithinTwoUlpOfExpf) {
+  double worst = 0;
+  for (int i = 0; i <= 2000000; ++i) {
+    const float x = -87.0f * static_cast<float>(i) / 2000000.0f;
+    const double want = std::exp(static_cast<double>(x));
+    const double got = math::exp_nonpositive(x);
+    worst = std::max(worst, std::abs(got - want) / want);
+  }
+  EXPECT_LT(worst, 2.5e-7);  // 2 ulp of float
+  EXPECT_EQ(math::exp_nonpositive(0.0f), 1.0f);
+  EXPECT_EQ(math::exp_nonpositive(-200.0f), 0.0f);
+  EXPECT_EQ(math::exp_nonpositive(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_TRUE(std::isnan(math::exp_nonpositive(std::nanf(""))));
 }
 
 }  // namespace

@@ -159,3 +159,20 @@ TEST(MatmulErrors, ShapesDtypesRanks) {
 
 }  // namespace
 }  // namespace tessera::test
+
+namespace tessera::test {
+namespace {
+
+TEST(Softmax, MaskedEntriesGiveExactZerosAndAFullyMaskedRowGivesNan) {
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor x = from_vector<float>({0.f, -inf, 1.f, -inf, -inf, -inf}, {2, 3});
+  std::vector<float> y = softmax(x, 1).to_vector<float>();
+  EXPECT_EQ(y[1], 0.f);
+  EXPECT_NEAR(y[0], 1 / (1 + std::exp(1.0)), 1e-7);
+  EXPECT_TRUE(std::isnan(y[3]) && std::isnan(y[4]) && std::isnan(y[5]));  // as PyTorch
+  std::vector<float> ly = log_softmax(x, 1).to_vector<float>();
+  EXPECT_EQ(ly[1], -inf);
+}
+
+}  // namespace
+}  // namespace tessera::test

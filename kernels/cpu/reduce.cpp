@@ -11,18 +11,30 @@ namespace tessera {
 
 namespace {
 
+// Folds row[r0, r1) with eight independent accumulators (then combined in lane order), so that a
+// sum is not one long dependency chain and the compiler can vectorise it.
+template <class In, class Op>
+typename Op::acc_t fold(const In* row, int64_t r0, int64_t r1, const Op& op) {
+  using Acc = typename Op::acc_t;
+  constexpr int kLanes = 8;
+  Acc lanes[kLanes];
+  for (int k = 0; k < kLanes; ++k) lanes[k] = op.identity();
+  int64_t r = r0;
+  for (; r + kLanes <= r1; r += kLanes)
+    for (int k = 0; k < kLanes; ++k) lanes[k] = op.step(lanes[k], row[r + k], r + k);
+  Acc acc = op.identity();
+  for (int k = 0; k < kLanes; ++k) acc = op.combine(acc, lanes[k]);
+  for (; r < r1; ++r) acc = op.step(acc, row[r], r);
+  return acc;
+}
+
 template <class In, class Op>
 void reduce_rows(const In* x, int64_t A, int64_t R, const Op& op) {
   using Acc = typename Op::acc_t;
   const int threads = num_threads();
   if (A >= threads || R * A < kParallelGrain) {
     parallel_chunks(A, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(R, 1)), [&](int64_t a0, int64_t a1) {
-      for (int64_t a = a0; a < a1; ++a) {
-        const In* row = x + a * R;
-        Acc acc = op.identity();
-        for (int64_t r = 0; r < R; ++r) acc = op.step(acc, row[r], r);
-        op.write(acc, a);
-      }
+      for (int64_t a = a0; a < a1; ++a) op.write(fold(x + a * R, 0, R, op), a);
     });
     return;
   }
@@ -34,10 +46,7 @@ void reduce_rows(const In* x, int64_t A, int64_t R, const Op& op) {
     for (int64_t s = s0; s < s1; ++s) {
       const int64_t a = s / slices, k = s % slices;
       const int64_t r0 = k * per, r1 = std::min(R, r0 + per);
-      const In* row = x + a * R;
-      Acc acc = op.identity();
-      for (int64_t r = r0; r < r1; ++r) acc = op.step(acc, row[r], r);
-      partial[static_cast<size_t>(s)] = acc;
+      partial[static_cast<size_t>(s)] = fold(x + a * R, r0, r1, op);
     }
   });
   for (int64_t a = 0; a < A; ++a) {

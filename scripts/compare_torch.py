@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Sets tessera's benchmarks beside PyTorch's on the same machine, in the same run.
+
+Runs build/bench/tessera_bench (or reads --tessera-json), times the same operations with PyTorch
+(same sizes, same CPU thread count), and prints one row per benchmark with the ratio
+tessera / PyTorch (below 1: tessera is faster). Run from the repository root:
+
+    python3 scripts/compare_torch.py [--device cpu|cuda|all] [--tessera-json FILE]
+
+PyTorch on the development machines: Debian's python3-torch (CPU); on the GPU machines: the
+image's own. Timings are medians of repeated runs after warm-up; CUDA timings use events.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+
+def torch_time(fn, device, min_time=0.5, warmup=3):
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    samples = []
+    deadline = time.perf_counter() + min_time
+    while time.perf_counter() < deadline or len(samples) < 5:
+        if device == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples)
+
+
+def torch_case(name, args, device):
+    import torch
+
+    torch.manual_seed(0)
+    if name == "BM_Add":
+        n = args["n"]
+        a, b = torch.rand(n, device=device), torch.rand(n, device=device)
+        return lambda: torch.add(a, b)
+    if name == "BM_Sum":
+        a = torch.rand(args["n"], device=device)
+        return lambda: a.sum()
+    if name == "BM_SoftmaxRows":
+        x = torch.randn(args["rows"], args["cols"], device=device)
+        return lambda: torch.softmax(x, -1)
+    if name == "BM_Matmul":
+        n = args["n"]
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        return lambda: a @ b
+    return None
+
+
+def parse(bench_name):
+    parts = bench_name.split("/")
+    args = {}
+    for p in parts[1:]:
+        m = re.match(r"(\w+):(\d+)$", p)
+        if m:
+            args[m.group(1)] = int(m.group(2))
+    return parts[0], args
+
+
+def to_ms(value, unit):
+    return value * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
+    ap.add_argument("--tessera-json", help="tessera_bench --benchmark_format=json output to read instead of running it")
+    ap.add_argument("--bench", default="build/bench/tessera_bench")
+    args = ap.parse_args()
+
+    threads = int(os.environ.get("TESSERA_NUM_THREADS", os.cpu_count() or 1))
+    if args.tessera_json:
+        with open(args.tessera_json) as f:
+            report = json.load(f)
+    else:
+        out = subprocess.run([args.bench, "--benchmark_format=json"], check=True, capture_output=True, text=True)
+        report = json.loads(out.stdout)
+
+    try:
+        import torch
+    except ImportError:
+        print("compare_torch: PyTorch is not installed (Debian: apt-get install python3-torch); tessera only:")
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        torch.set_grad_enabled(False)
+        print(f"PyTorch {torch.__version__}, {threads} CPU threads" +
+              (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
+
+    rows = []
+    for b in report["benchmarks"]:
+        if b.get("error_occurred") or b.get("run_type") == "aggregate":
+            continue
+        name, bargs = parse(b["name"])
+        device = "cuda" if bargs.get("cuda") else "cpu"
+        if args.device != "all" and device != args.device:
+            continue
+        ours = to_ms(b["real_time"], b["time_unit"])
+        theirs = None
+        if torch is not None and (device == "cpu" or torch.cuda.is_available()):
+            fn = torch_case(name, bargs, device)
+            if fn is not None:
+                theirs = torch_time(fn, device)
+        rows.append((b["name"].replace("/real_time", ""), ours, theirs))
+
+    print(f"{'benchmark':<48} {'tessera ms':>11} {'torch ms':>10} {'ratio':>7}")
+    for name, ours, theirs in rows:
+        ratio = f"{ours / theirs:7.2f}" if theirs else "      -"
+        t = f"{theirs:10.3f}" if theirs else "         -"
+        print(f"{name:<48} {ours:11.3f} {t} {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
