@@ -40,8 +40,7 @@ __device__ typename Op::acc_t warp_reduce(const Op& op, typename Op::acc_t acc) 
 template <class Op>
 __device__ typename Op::acc_t block_reduce(const Op& op, typename Op::acc_t acc) {
   using Acc = typename Op::acc_t;
-  __shared__ unsigned char smem_raw[sizeof(Acc) * (kThreads / kWarp)];
-  Acc* smem = reinterpret_cast<Acc*>(smem_raw);
+  __shared__ Acc smem[kThreads / kWarp];  // accumulators are plain aggregates
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   acc = warp_reduce(op, acc);
   if (lane == 0) smem[warp] = acc;
