@@ -12,6 +12,14 @@
 
 namespace tessera {
 
+// A pair of sizes for the two spatial dims (height, width); an int means both, as in PyTorch.
+struct Int2 {
+  int64_t h, w;
+  Int2(int64_t v) : h(v), w(v) {}  // NOLINT: conv2d(x, w, b, 2) reads as in PyTorch
+  Int2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  bool operator==(const Int2& o) const { return h == o.h && w == o.w; }
+};
+
 // ---- type promotion (PyTorch's result_type for two tensors / a tensor and a number)
 DType result_type(const Tensor& a, const Tensor& b);
 DType result_type(const Tensor& a, double scalar);
@@ -95,6 +103,32 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 Tensor matmul(const Tensor& a, const Tensor& b);  // torch.matmul: 1-D, 2-D and broadcast batches
 Tensor mm(const Tensor& a, const Tensor& b);      // 2-D only
 Tensor bmm(const Tensor& a, const Tensor& b);     // 3-D only, equal batch sizes
+
+// ---- convolution (NCHW; weight [out, in / groups, kh, kw], as torch.nn.functional)
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1, Int2 padding = 0,
+              Int2 dilation = 1, int64_t groups = 1);
+// weight [in, out / groups, kh, kw]; argument order as torch.nn.functional.conv_transpose2d.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1,
+                        Int2 padding = 0, Int2 output_padding = 0, int64_t groups = 1, Int2 dilation = 1);
+
+// ---- pooling (NCHW or CHW). stride defaults to the kernel size, as torch.nn.functional.max_pool2d.
+Tensor max_pool2d(const Tensor& x, Int2 kernel_size, std::optional<Int2> stride = std::nullopt, Int2 padding = 0,
+                  Int2 dilation = 1, bool ceil_mode = false);
+// (values, int64 indices into each input plane flattened as h * W + w)
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Int2 kernel_size, std::optional<Int2> stride = std::nullopt,
+                                                  Int2 padding = 0, Int2 dilation = 1, bool ceil_mode = false);
+
+// ---- normalisation (x: [N, C, *])
+// As torch.nn.functional.batch_norm: in training, normalises with the batch statistics and updates
+// running_mean/running_var in place (momentum; the unbiased variance in the running estimate); in
+// evaluation, uses the running statistics. Any of the four tensors may be undefined (weight 1,
+// bias 0, no running statistics: batch statistics always).
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5);
+// torchvision's FrozenBatchNorm2d: x * w / sqrt(rv + eps) + (b - rm * w / sqrt(rv + eps)); the four
+// per-channel tensors are constants (no gradient flows to them).
+Tensor frozen_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, double eps = 1e-5);
 
 // ---- softmax
 Tensor softmax(const Tensor& x, int64_t dim);

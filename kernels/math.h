@@ -99,6 +99,9 @@ TS_HD T maximum(T a, T b) {
   return a < b ? b : a;
 }
 
+// ceil(a / b) for b > 0, clamped below at 0 (window ranges in pooling and resampling).
+TS_HD int64_t ceil_div_nonneg(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
 // The identity of max/min reductions: the lowest (highest) value the type has.
 template <class T>
 TS_HD T lowest() {

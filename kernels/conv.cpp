@@ -1,0 +1,29 @@
+// Convolution routing.
+#include "kernels/conv.h"
+
+#include "core/dispatch.h"
+#include "core/view.h"
+
+namespace tessera {
+
+void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Conv2dGeometry& g) {
+  if (out.numel() == 0) return;
+  if (x.is_cuda()) TS_CUDA_CALL(conv2d_forward_kernel_cuda(out, x, w, g));
+  else conv2d_forward_kernel_cpu(out, x, w, g);
+}
+void conv2d_backward_input_kernel(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g) {
+  if (grad_x.numel() == 0 || grad_out.numel() == 0) return;
+  if (w.is_cuda()) TS_CUDA_CALL(conv2d_backward_input_kernel_cuda(grad_x, grad_out, w, g));
+  else conv2d_backward_input_kernel_cpu(grad_x, grad_out, w, g);
+}
+void conv2d_backward_weight_kernel(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
+  if (grad_w.numel() == 0) return;
+  if (grad_out.numel() == 0 || x.numel() == 0) {  // an empty batch: nothing contributes
+    raw::fill_(grad_w, 0.0);
+    return;
+  }
+  if (x.is_cuda()) TS_CUDA_CALL(conv2d_backward_weight_kernel_cuda(grad_w, grad_out, x, g));
+  else conv2d_backward_weight_kernel_cpu(grad_w, grad_out, x, g);
+}
+
+}  // namespace tessera

@@ -1,0 +1,107 @@
+// CPU convolution: im2col + GEMM over bands of output rows; 1x1 stride-1 convolutions read the
+// input directly. See kernels/conv.h.
+#include <algorithm>
+#include <vector>
+
+#include "core/view.h"
+#include "kernels/conv.h"
+#include "kernels/cpu/blas.h"
+
+namespace tessera {
+
+namespace {
+
+bool is_pointwise(const Conv2dGeometry& g) {
+  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+}
+
+// Output rows per band: the column buffer stays under ~16 MiB.
+int64_t band_rows(const Conv2dGeometry& g, size_t elem) {
+  const int64_t budget = (int64_t{16} << 20) / static_cast<int64_t>(elem);
+  const int64_t per_row = std::max<int64_t>(1, g.K() * g.Wo);
+  return std::clamp<int64_t>(budget / per_row, 1, g.Ho);
+}
+
+// Calls f(n, group, r0, rows, B, ldb) for every band, B being the band's column matrix [K, rows*Wo]
+// (the input itself for pointwise convolutions).
+template <class T, class F>
+void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, F f) {
+  const int64_t HW = g.H * g.W;
+  const int64_t rows_per_band = band_rows(g, sizeof(T));
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* xg = x + (n * g.C + grp * g.Cg()) * HW;
+      for (int64_t r0 = 0; r0 < g.Ho; r0 += rows_per_band) {
+        const int64_t rows = std::min(rows_per_band, g.Ho - r0);
+        if (is_pointwise(g)) {
+          f(n, grp, r0, rows, xg + r0 * g.Wo, HW);
+          continue;
+        }
+        buffer.resize(static_cast<size_t>(g.K() * rows * g.Wo));
+        parallel_for(g.K() * rows * g.Wo, Im2colKernel<T>{xg, buffer.data(), g, r0, rows});
+        f(n, grp, r0, rows, buffer.data(), rows * g.Wo);
+      }
+    }
+}
+
+}  // namespace
+
+void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Conv2dGeometry& g) {
+  dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+    const T* pw = w.data<T>();
+    T* po = out.data<T>();
+    const int64_t HoWo = g.Ho * g.Wo;
+    std::vector<T> buffer;
+    for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
+      T* C = po + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
+      blas::gemm<T>(false, false, g.Og(), rows * g.Wo, g.K(), T(1), pw + grp * g.Og() * g.K(), g.K(), B, ldb, T(0), C, HoWo);
+    });
+  });
+}
+
+void conv2d_backward_weight_kernel_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
+  dispatch_floating(x.dtype(), "conv2d_backward", [&]<class T>() {
+    T* pgw = grad_w.data<T>();
+    const T* pgo = grad_out.data<T>();
+    const int64_t HoWo = g.Ho * g.Wo;
+    raw::fill_(grad_w, 0.0);
+    std::vector<T> buffer;
+    for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
+      const T* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;  // [Og, rows*Wo], ld HoWo
+      blas::gemm<T>(false, true, g.Og(), g.K(), rows * g.Wo, T(1), A, HoWo, B, ldb, T(1), pgw + grp * g.Og() * g.K(), g.K());
+    });
+  });
+}
+
+void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g) {
+  dispatch_floating(w.dtype(), "conv2d_backward", [&]<class T>() {
+    const T* pw = w.data<T>();
+    const T* pgo = grad_out.data<T>();
+    T* pgx = grad_x.data<T>();
+    const int64_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+    const int64_t rows_per_band = band_rows(g, sizeof(T));
+    std::vector<T> cols;
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const T* Wg = pw + grp * g.Og() * g.K();                  // [Og, K]
+        T* gx = pgx + (n * g.C + grp * g.Cg()) * HW;              // [Cg, H, W]
+        for (int64_t r0 = 0; r0 < g.Ho; r0 += rows_per_band) {
+          const int64_t rows = std::min(rows_per_band, g.Ho - r0);
+          const T* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;  // [Og, rows*Wo], ld HoWo
+          if (is_pointwise(g)) {  // the columns are the input pixels: accumulate straight into grad_x
+            blas::gemm<T>(true, false, g.K(), rows * g.Wo, g.Og(), T(1), Wg, g.K(), A, HoWo, T(1), gx + r0 * g.Wo, HW);
+            continue;
+          }
+          cols.resize(static_cast<size_t>(g.K() * rows * g.Wo));
+          blas::gemm<T>(true, false, g.K(), rows * g.Wo, g.Og(), T(1), Wg, g.K(), A, HoWo, T(0), cols.data(), rows * g.Wo);
+          // Input rows that this band's windows touch.
+          const int64_t h0 = std::max<int64_t>(0, r0 * g.stride_h - g.pad_h);
+          const int64_t h1 = std::min<int64_t>(g.H, (r0 + rows - 1) * g.stride_h - g.pad_h + (g.kh - 1) * g.dil_h + 1);
+          if (h1 <= h0) continue;
+          parallel_for(g.Cg() * (h1 - h0) * g.W, Col2imKernel<T>{cols.data(), gx, g, r0, rows, h0, h1 - h0});
+        }
+      }
+  });
+}
+
+}  // namespace tessera

@@ -1,0 +1,14 @@
+// CUDA launches of the pooling kernels (kernels/pool.h).
+#include "core/cuda/launch.cuh"
+#include "kernels/pool.h"
+
+namespace tessera {
+
+void max_pool2d_kernel_cuda(const Tensor& y, const Tensor& indices, const Tensor& x, const Pool2dGeometry& g) {
+  max_pool2d_impl(CudaLaunch{x.device().index}, y, indices, x, g);
+}
+void max_pool2d_backward_kernel_cuda(const Tensor& grad_in, const Tensor& grad_out, const Tensor& indices, const Pool2dGeometry& g) {
+  max_pool2d_backward_impl(CudaLaunch{grad_in.device().index}, grad_in, grad_out, indices, g);
+}
+
+}  // namespace tessera
