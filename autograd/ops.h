@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,13 @@ struct Int2 {
   Int2(int64_t v) : h(v), w(v) {}  // NOLINT: conv2d(x, w, b, 2) reads as in PyTorch
   Int2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
   bool operator==(const Int2& o) const { return h == o.h && w == o.w; }
+};
+
+// A pair of scale factors (height, width); a number means both.
+struct Scale2 {
+  double h, w;
+  Scale2(double v) : h(v), w(v) {}  // NOLINT
+  Scale2(double h_, double w_) : h(h_), w(w_) {}
 };
 
 // ---- type promotion (PyTorch's result_type for two tensors / a tensor and a number)
@@ -129,6 +137,18 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 // per-channel tensors are constants (no gradient flows to them).
 Tensor frozen_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                          const Tensor& running_var, double eps = 1e-5);
+
+// ---- resampling and padding
+// torch.nn.functional.interpolate for NCHW input: mode "nearest" or "bilinear"; give size or
+// scale_factor (not both). With scale_factor the output is floor(in * scale) and, as PyTorch, the
+// source positions use 1/scale unless recompute_scale_factor. align_corners: bilinear only
+// (default false).
+Tensor interpolate(const Tensor& x, std::optional<Int2> size, std::optional<Scale2> scale_factor = std::nullopt,
+                   const std::string& mode = "nearest", std::optional<bool> align_corners = std::nullopt,
+                   bool recompute_scale_factor = false);
+// torch.nn.functional.pad over the last one or two dims: pads = {left, right} or
+// {left, right, top, bottom}; mode "constant" (pads may be negative: cropping) or "reflect".
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, const std::string& mode = "constant", double value = 0.0);
 
 // ---- softmax
 Tensor softmax(const Tensor& x, int64_t dim);

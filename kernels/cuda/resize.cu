@@ -1,0 +1,14 @@
+// CUDA launches of the resampling kernels (kernels/resize.h).
+#include "core/cuda/launch.cuh"
+#include "kernels/resize.h"
+
+namespace tessera {
+
+void resize_kernel_cuda(const Tensor& y, const Tensor& x, const ResizeParams& p) {
+  resize_impl(CudaLaunch{x.device().index}, y, x, p);
+}
+void resize_backward_kernel_cuda(const Tensor& gx, const Tensor& gy, const ResizeParams& p) {
+  resize_backward_impl(CudaLaunch{gx.device().index}, gx, gy, p);
+}
+
+}  // namespace tessera
