@@ -4,6 +4,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "models/box_coder.h"
 #include "core/cuda.h"
 #include "core/device.h"
 #include "core/dtype.h"

@@ -39,6 +39,7 @@ Tensor abs(const Tensor& x);
 Tensor sign(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 Tensor relu(const Tensor& x);
@@ -149,6 +150,51 @@ Tensor interpolate(const Tensor& x, std::optional<Int2> size, std::optional<Scal
 // torch.nn.functional.pad over the last one or two dims: pads = {left, right} or
 // {left, right, top, bottom}; mode "constant" (pads may be negative: cropping) or "reflect".
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, const std::string& mode = "constant", double value = 0.0);
+
+// ---- detection ops (torchvision.ops semantics)
+// rois [K, 5] rows (batch index, x1, y1, x2, y2) in input coordinates, of the input's dtype and
+// device; output [K, C, output_size.h, output_size.w]. sampling_ratio <= 0: adaptive.
+Tensor roi_align(const Tensor& input, const Tensor& rois, Int2 output_size, double spatial_scale = 1.0,
+                 int64_t sampling_ratio = -1, bool aligned = false);
+// torchvision's MultiScaleRoIAlign over FPN levels with the given scales (powers of 2, finest
+// first): each roi is pooled from the level its size maps to, in one launch per level.
+Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const Tensor& rois, const std::vector<double>& scales,
+                             Int2 output_size, int64_t sampling_ratio, double canonical_scale = 224.0,
+                             int64_t canonical_level = 4);
+// The scales MultiScaleRoIAlign infers: 2^round(log2(feature size / image size)) per level.
+std::vector<double> infer_roi_scales(const std::vector<Tensor>& features, Int2 image_size);
+
+// Indices (int64) of the boxes [N, 4] (x1, y1, x2, y2) kept by non-maximum suppression, by
+// decreasing score (ties: lower index first); a box is dropped when its IoU with a kept box
+// exceeds iou_threshold, which must lie in [0, 1].
+Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold);
+// NMS within each category idxs[i] (torchvision's coordinate-offset trick), by decreasing score.
+Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs, double iou_threshold);
+Tensor box_area(const Tensor& boxes);                             // [N]
+Tensor box_iou(const Tensor& boxes1, const Tensor& boxes2);       // [N, M]
+Tensor clip_boxes_to_image(const Tensor& boxes, Int2 image_size);  // image_size = (height, width)
+Tensor remove_small_boxes(const Tensor& boxes, double min_size);  // int64 indices of boxes at least min_size wide and high
+
+// ---- losses (reduction: "mean", "sum" or "none")
+// logits [N, C] or [N, C, d1, ...], target int64 [N] or [N, d1, ...] with values in [0, C) or
+// ignore_index; weight: optional [C] class weights (mean divides by the summed weights).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight = Tensor(),
+                     int64_t ignore_index = -100, const std::string& reduction = "mean");
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight = Tensor(),
+                int64_t ignore_index = -100, const std::string& reduction = "mean");
+// U-Net's loss: per-pixel cross-entropy times a per-pixel weight map [N, d1, ...]; "mean" divides
+// the weighted sum by the number of pixels that are not ignored.
+Tensor pixel_weighted_cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& pixel_weight,
+                                    int64_t ignore_index = -100, const std::string& reduction = "mean");
+Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, const Tensor& weight = Tensor(),
+                                        const Tensor& pos_weight = Tensor(), const std::string& reduction = "mean");
+Tensor smooth_l1_loss(const Tensor& x, const Tensor& y, double beta = 1.0, const std::string& reduction = "mean");
+Tensor l1_loss(const Tensor& x, const Tensor& y, const std::string& reduction = "mean");
+
+// Zeroes each element with probability p and scales the rest by 1/(1-p), from the Philox stream of
+// `gen` (the default generator if null): the same seed gives the same mask on CPU and CUDA.
+class Generator;
+Tensor dropout(const Tensor& x, double p = 0.5, bool training = true, Generator* gen = nullptr);
 
 // ---- softmax
 Tensor softmax(const Tensor& x, int64_t dim);

@@ -246,6 +246,10 @@ Tensor log(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Log, x, floating_of(x.dtype()));
   return unary_with_backward("LogBackward", x, out, x, [](const Tensor& g, const Tensor& x_) { return div(g, x_); });
 }
+Tensor log1p(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::Log1p, x, floating_of(x.dtype()));
+  return unary_with_backward("Log1pBackward", x, out, x, [](const Tensor& g, const Tensor& x_) { return div(g, add(x_, 1.0)); });
+}
 Tensor sqrt(const Tensor& x) {
   Tensor out = unary_raw(UnaryOp::Sqrt, x, floating_of(x.dtype()));
   return unary_with_backward("SqrtBackward", x, out, out,

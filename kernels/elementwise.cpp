@@ -18,6 +18,7 @@ const char* op_name(UnaryOp op) {
     case UnaryOp::Sign: return "sign";
     case UnaryOp::Exp: return "exp";
     case UnaryOp::Log: return "log";
+    case UnaryOp::Log1p: return "log1p";
     case UnaryOp::Sqrt: return "sqrt";
     case UnaryOp::Rsqrt: return "rsqrt";
     case UnaryOp::Relu: return "relu";

@@ -15,7 +15,7 @@
 namespace tessera {
 
 enum class UnaryOp : uint8_t {
-  Neg, Abs, Sign, Exp, Log, Sqrt, Rsqrt, Relu, Sigmoid, Tanh, LogicalNot,
+  Neg, Abs, Sign, Exp, Log, Log1p, Sqrt, Rsqrt, Relu, Sigmoid, Tanh, LogicalNot,
   Pow,    // x ** p0
   Clamp,  // clamp(x, p0, p1); a bound of NaN means "none"
 };
@@ -51,6 +51,7 @@ template <class T> struct SignF {
 };
 template <class T> struct ExpF { TS_HD T operator()(T x) const { return math::exp(x); } };
 template <class T> struct LogF { TS_HD T operator()(T x) const { return math::log(x); } };
+template <class T> struct Log1pF { TS_HD T operator()(T x) const { return math::log1p(x); } };
 template <class T> struct SqrtF { TS_HD T operator()(T x) const { return math::sqrt(x); } };
 template <class T> struct RsqrtF { TS_HD T operator()(T x) const { return T(1) / math::sqrt(x); } };
 template <class T> struct ReluF {
@@ -199,6 +200,7 @@ void unary_kernel(const Launch& L, UnaryOp op, const Tensor& out, const Tensor& 
     TS_UNARY(Relu, dispatch_numeric, ReluF)
     TS_UNARY(Exp, dispatch_floating, ExpF)
     TS_UNARY(Log, dispatch_floating, LogF)
+    TS_UNARY(Log1p, dispatch_floating, Log1pF)
     TS_UNARY(Sqrt, dispatch_floating, SqrtF)
     TS_UNARY(Rsqrt, dispatch_floating, RsqrtF)
     TS_UNARY(Sigmoid, dispatch_floating, SigmoidF)

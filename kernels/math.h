@@ -21,6 +21,7 @@ namespace tessera::math {
   }
 TS_MATH_UNARY(exp, expf, exp)
 TS_MATH_UNARY(log, logf, log)
+TS_MATH_UNARY(log2, log2f, log2)
 TS_MATH_UNARY(sqrt, sqrtf, sqrt)
 TS_MATH_UNARY(tanh, tanhf, tanh)
 TS_MATH_UNARY(log1p, log1pf, log1p)
