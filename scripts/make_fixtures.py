@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch/torchvision peer fixtures of tests/test_fixtures.cpp into tests/data/torch/.
+
+For every op, a folder tests/data/torch/<op>/ holds one sub-folder per configuration with the
+inputs, the outputs and the gradients (of sum(output * grad_out) for a random grad_out) as .npy
+files, and tests/data/torch/<op>/meta.json lists the configurations with their arguments and the
+torch/torchvision versions that produced them. Run from the repository root:
+
+    python3 scripts/make_fixtures.py        # Debian: apt-get install python3-torchvision
+
+The C++ tests only read these files; nothing here is needed to build or test.
+"""
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou, nms, roi_align
+from torchvision.models.detection._utils import BoxCoder
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "torch")
+VERSIONS = {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__}
+
+
+def arr(t):
+    return t.detach().cpu().numpy()
+
+
+class Op:
+    def __init__(self, name):
+        self.name = name
+        self.dir = os.path.join(ROOT, name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.configs = []
+
+    def add(self, config, args, tensors):
+        path = os.path.join(self.dir, config)
+        os.makedirs(path)
+        for key, value in tensors.items():
+            value = arr(value) if isinstance(value, torch.Tensor) else np.asarray(value)
+            np.save(os.path.join(path, key + ".npy"), np.array(value, order="C"))  # keeps 0-d arrays 0-d
+        self.configs.append({"name": config, "args": args})
+
+    def close(self):
+        with open(os.path.join(self.dir, "meta.json"), "w") as f:
+            json.dump({"versions": VERSIONS, "configs": self.configs}, f, indent=1)
+
+
+def leaf(*shape, scale=1.0):
+    return (torch.randn(*shape) * scale).requires_grad_()
+
+
+def backward(out, *inputs):
+    """Gradients of sum(out * g) for a random g; returns g and the input gradients."""
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad((out * g).sum(), inputs, allow_unused=True)
+    return g, [torch.zeros_like(i) if gr is None else gr for i, gr in zip(inputs, grads)]
+
+
+def grad_of(loss, x):
+    """The gradient of a scalar loss (seeded with 1, as loss.backward())."""
+    return torch.autograd.grad(loss, x)[0]
+
+
+def conv_fixtures():
+    op = Op("conv2d")
+    for name, (N, C, H, W, O, k, s, p, d, g) in {
+        "basic": (2, 3, 9, 11, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+        "stride2": (1, 4, 10, 9, 6, (3, 3), (2, 2), (0, 0), (1, 1), 1),
+        "dilation2": (1, 3, 12, 12, 5, (3, 3), (1, 1), (2, 2), (2, 2), 1),
+        "groups2": (1, 6, 8, 8, 4, (3, 3), (1, 1), (1, 1), (1, 1), 2),
+        "rect": (1, 2, 7, 9, 3, (2, 5), (2, 1), (1, 2), (1, 1), 1),
+        "pointwise": (2, 8, 5, 5, 4, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+        "stem_7x7_s2": (1, 3, 16, 16, 4, (7, 7), (2, 2), (3, 3), (1, 1), 1),
+    }.items():
+        x, w, b = leaf(N, C, H, W), leaf(O, C // g, *k, scale=0.3), leaf(O)
+        out = F.conv2d(x, w, b, s, p, d, g)
+        go, (gx, gw, gb) = backward(out, x, w, b)
+        op.add(name, {"stride": s, "padding": p, "dilation": d, "groups": g},
+               {"x": x, "w": w, "b": b, "out": out, "grad_out": go, "grad_x": gx, "grad_w": gw, "grad_b": gb})
+    op.close()
+
+    op = Op("conv_transpose2d")
+    for name, (N, C, H, W, O, k, s, p, op_, g, d) in {
+        "up2x2_s2": (1, 4, 5, 6, 3, (2, 2), (2, 2), (0, 0), (0, 0), 1, (1, 1)),
+        "k3_s2_p1_op1": (2, 3, 4, 4, 2, (3, 3), (2, 2), (1, 1), (1, 1), 1, (1, 1)),
+        "groups_dilation": (1, 4, 4, 5, 4, (2, 3), (1, 2), (0, 1), (0, 1), 2, (2, 1)),
+    }.items():
+        x, w, b = leaf(N, C, H, W), leaf(C, O // g, *k, scale=0.3), leaf(O)
+        out = F.conv_transpose2d(x, w, b, s, p, op_, g, d)
+        go, (gx, gw, gb) = backward(out, x, w, b)
+        op.add(name, {"stride": s, "padding": p, "output_padding": op_, "groups": g, "dilation": d},
+               {"x": x, "w": w, "b": b, "out": out, "grad_out": go, "grad_x": gx, "grad_w": gw, "grad_b": gb})
+    op.close()
+
+
+def pool_norm_fixtures():
+    op = Op("max_pool2d")
+    for name, (shape, k, s, p, d, ceil) in {
+        "k2": ((2, 3, 8, 10), (2, 2), (2, 2), (0, 0), (1, 1), False),
+        "k3_s2_p1": ((1, 2, 9, 9), (3, 3), (2, 2), (1, 1), (1, 1), False),
+        "ceil_mode": ((1, 2, 7, 8), (3, 3), (2, 2), (0, 0), (1, 1), True),
+        "ceil_mode_pad": ((1, 1, 10, 7), (2, 3), (2, 2), (1, 1), (1, 1), True),
+        "dilation": ((1, 2, 9, 9), (2, 2), (1, 1), (0, 0), (2, 2), False),
+    }.items():
+        x = leaf(*shape)
+        out, idx = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+        go, (gx,) = backward(out, x)
+        op.add(name, {"kernel": k, "stride": s, "padding": p, "dilation": d, "ceil_mode": ceil},
+               {"x": x, "out": out, "indices": idx, "grad_out": go, "grad_x": gx})
+    op.close()
+
+    op = Op("batch_norm")
+    for name, (shape, training, momentum) in {
+        "train": ((4, 3, 5, 6), True, 0.1),
+        "train_2d": ((8, 5), True, 0.3),
+        "eval": ((2, 3, 4, 4), False, 0.1),
+    }.items():
+        C = shape[1]
+        x, w, b = leaf(*shape) * 2 + 0.5, leaf(C), leaf(C)
+        x = x.detach().requires_grad_()
+        rm, rv = torch.randn(C), torch.rand(C) + 0.5
+        rm0, rv0 = rm.clone(), rv.clone()
+        out = F.batch_norm(x, rm, rv, w, b, training, momentum, 1e-5)
+        go, (gx, gw, gb) = backward(out, x, w, b)
+        op.add(name, {"training": training, "momentum": momentum, "eps": 1e-5},
+               {"x": x, "w": w, "b": b, "running_mean": rm0, "running_var": rv0, "running_mean_after": rm,
+                "running_var_after": rv, "out": out, "grad_out": go, "grad_x": gx, "grad_w": gw, "grad_b": gb})
+    op.close()
+
+
+def resample_fixtures():
+    op = Op("interpolate")
+    cases = {
+        "bilinear_up_odd": ((1, 2, 5, 7), {"size": (9, 12)}, "bilinear", False),
+        "bilinear_down": ((1, 2, 11, 9), {"size": (4, 5)}, "bilinear", False),
+        "bilinear_align_up": ((2, 1, 4, 5), {"size": (9, 7)}, "bilinear", True),
+        "bilinear_align_down": ((1, 2, 9, 8), {"size": (5, 3)}, "bilinear", True),
+        "bilinear_scale_1_7": ((1, 2, 6, 5), {"scale_factor": (1.7, 1.7)}, "bilinear", False),
+        "bilinear_scale_0_6": ((1, 1, 10, 9), {"scale_factor": (0.6, 0.6)}, "bilinear", False),
+        "nearest_odd": ((1, 2, 5, 7), {"size": (8, 4)}, "nearest", None),
+        "nearest_scale_2": ((1, 3, 4, 3), {"scale_factor": (2.0, 2.0)}, "nearest", None),
+        "nearest_scale_0_6": ((1, 2, 10, 9), {"scale_factor": (0.6, 0.6)}, "nearest", None),
+        "nearest_fpn_like": ((1, 2, 13, 17), {"size": (25, 34)}, "nearest", None),
+    }
+    for name, (shape, how, mode, align) in cases.items():
+        x = leaf(*shape)
+        kw = dict(how)
+        if mode == "bilinear":
+            kw["align_corners"] = align
+        out = F.interpolate(x, mode=mode, **kw)
+        go, (gx,) = backward(out, x)
+        args = {"mode": mode, "align_corners": align}
+        args.update({k: list(v) for k, v in how.items()})
+        op.add(name, args, {"x": x, "out": out, "grad_out": go, "grad_x": gx})
+    op.close()
+
+    op = Op("pad")
+    for name, (shape, pads, mode, value) in {
+        "reflect_2d": ((1, 2, 5, 6), (2, 3, 1, 4), "reflect", 0.0),
+        "reflect_1d": ((2, 3, 7), (3, 6), "reflect", 0.0),
+        "constant_2d": ((2, 2, 3, 4), (1, 0, 2, 3), "constant", 0.25),
+        "constant_negative": ((1, 2, 6, 6), (-1, 2, 0, -2), "constant", 0.0),
+    }.items():
+        x = leaf(*shape)
+        out = F.pad(x, pads, mode=mode, value=value) if mode == "constant" else F.pad(x, pads, mode=mode)
+        go, (gx,) = backward(out, x)
+        op.add(name, {"pads": list(pads), "mode": mode, "value": value}, {"x": x, "out": out, "grad_out": go, "grad_x": gx})
+    op.close()
+
+
+def detection_fixtures():
+    op = Op("roi_align")
+    feats = leaf(2, 3, 10, 12)
+    # rois in image coordinates (spatial_scale 0.5 maps a 20x24 image onto the 10x12 map): inside,
+    # partly outside, wholly outside, zero-size, large, and tiny ones.
+    rois = torch.tensor([[0, 2.0, 3.0, 15.0, 14.0], [1, -4.0, -3.0, 6.0, 5.0], [0, 30.0, 25.0, 40.0, 33.0],
+                         [1, 7.0, 7.0, 7.0, 7.0], [0, 0.0, 0.0, 24.0, 20.0], [1, 3.3, 9.1, 4.2, 10.7],
+                         [0, 18.0, 1.0, 23.5, 19.5], [1, 11.0, 2.0, 26.0, 8.0]])
+    for name, (out_size, sampling, aligned) in {
+        "2x2_s2": ((2, 2), 2, False), "2x2_s2_aligned": ((2, 2), 2, True),
+        "3x2_adaptive": ((3, 2), 0, False), "3x2_adaptive_aligned": ((3, 2), -1, True),
+        "7x7_s2_aligned": ((7, 7), 2, True), "1x1_s1": ((1, 1), 1, False),
+    }.items():
+        out = roi_align(feats, rois, out_size, 0.5, sampling, aligned)
+        go, (gx,) = backward(out, feats)
+        op.add(name, {"output_size": out_size, "spatial_scale": 0.5, "sampling_ratio": sampling, "aligned": aligned},
+               {"input": feats, "rois": rois, "out": out, "grad_out": go, "grad_input": gx})
+    op.close()
+
+    op = Op("multi_scale_roi_align")
+    image = (64, 80)
+    fmap = {"0": leaf(2, 2, 16, 20), "1": leaf(2, 2, 8, 10), "2": leaf(2, 2, 4, 5)}
+    boxes = [torch.tensor([[1.0, 2.0, 9.0, 7.0], [0.0, 0.0, 63.0, 79.0], [10.0, 12.0, 40.0, 50.0]]),
+             torch.tensor([[5.0, 5.0, 30.0, 22.0], [2.0, 40.0, 6.0, 44.0], [20.0, 10.0, 79.0, 63.0], [0, 0, 3, 3]])]
+    pooler = MultiScaleRoIAlign(["0", "1", "2"], output_size=(3, 3), sampling_ratio=2, canonical_scale=32, canonical_level=3)
+    out = pooler(fmap, boxes, [image, image])
+    go, grads = backward(out, *fmap.values())
+    rois = torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b], 1) for i, b in enumerate(boxes)])
+    op.add("three_levels", {"output_size": [3, 3], "sampling_ratio": 2, "canonical_scale": 32, "canonical_level": 3,
+                            "image_size": list(image), "scales": pooler.scales},
+           {"f0": fmap["0"], "f1": fmap["1"], "f2": fmap["2"], "rois": rois, "out": out, "grad_out": go,
+            "grad_f0": grads[0], "grad_f1": grads[1], "grad_f2": grads[2]})
+    op.close()
+
+    op = Op("nms")
+    g = torch.Generator().manual_seed(1)
+    centres, sizes = torch.rand(500, 2, generator=g) * 40, torch.rand(500, 2, generator=g) * 12 + 1
+    boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], 1)
+    scores = (torch.rand(500, generator=g) * 20).round() / 20  # many tied scores
+    special = torch.tensor([[0, 0, 4, 4], [0, 0, 4, 4], [5, 5, 5, 5], [5, 5, 5, 5], [0, 0, 4, 2], [1, 1, 3, 3],
+                            [2, 0, 6, 4]], dtype=torch.float32)
+    special_scores = torch.tensor([0.9, 0.9, 0.8, 0.8, 0.9, 0.7, 0.9])
+    for thr in (0.0, 0.5, 1.0, 0.3, 0.7):
+        op.add(f"random_{thr}", {"iou_threshold": thr}, {"boxes": boxes, "scores": scores, "keep": nms(boxes, scores, thr)})
+        op.add(f"special_{thr}", {"iou_threshold": thr},
+               {"boxes": special, "scores": special_scores, "keep": nms(special, special_scores, thr)})
+    idxs = torch.randint(0, 4, (500,), generator=g)
+    op.add("batched_0.5", {"iou_threshold": 0.5, "batched": True},
+           {"boxes": boxes, "scores": scores, "idxs": idxs, "keep": batched_nms(boxes, scores, idxs, 0.5)})
+    op.close()
+
+    op = Op("boxes")
+    a, b = boxes[:40], boxes[100:130]
+    coder = BoxCoder((10.0, 10.0, 5.0, 5.0))
+    codes = torch.randn(40, 8) * 2
+    codes[0, 2] = 50.0  # beyond the log(1000/16) clamp
+    op.add("iou_and_coder", {"weights": [10.0, 10.0, 5.0, 5.0]},
+           {"a": a, "b": b, "iou": box_iou(a, b), "encoded": coder.encode_single(b[:30], a[:30]),
+            "codes": codes, "decoded": coder.decode_single(codes, a)})
+    op.close()
+
+
+def loss_fixtures():
+    op = Op("losses")
+    x = leaf(6, 4)
+    t = torch.tensor([0, 3, 1, -1, 2, 3])
+    w = torch.tensor([1.0, 2.0, 0.5, 1.5])
+    loss = F.cross_entropy(x, t, weight=w, ignore_index=-1)
+    gx = grad_of(loss, x)
+    op.add("cross_entropy_weight_ignore", {"ignore_index": -1, "reduction": "mean"},
+           {"x": x, "target": t, "weight": w, "loss": loss, "grad_x": gx})
+    x = leaf(2, 3, 4, 5)
+    t = torch.randint(0, 3, (2, 4, 5))
+    loss = F.cross_entropy(x, t, reduction="sum")
+    gx = grad_of(loss, x)
+    op.add("cross_entropy_2d_sum", {"ignore_index": -100, "reduction": "sum"}, {"x": x, "target": t, "loss": loss, "grad_x": gx})
+    x, y = leaf(5, 3) * 3, torch.rand(5, 3)
+    x = x.detach().requires_grad_()
+    pw, wt = torch.tensor([2.0, 0.5, 1.0]), torch.rand(5, 3)
+    loss = F.binary_cross_entropy_with_logits(x, y, weight=wt, pos_weight=pw)
+    gx = grad_of(loss, x)
+    op.add("bce_with_logits", {"reduction": "mean"}, {"x": x, "y": y, "weight": wt, "pos_weight": pw, "loss": loss, "grad_x": gx})
+    x, y = leaf(8, 4), torch.randn(8, 4)
+    loss = F.smooth_l1_loss(x, y, beta=1.0 / 9, reduction="sum")
+    gx = grad_of(loss, x)
+    op.add("smooth_l1", {"beta": 1.0 / 9, "reduction": "sum"}, {"x": x, "y": y, "loss": loss, "grad_x": gx})
+    loss = F.l1_loss(x, y)
+    gx = grad_of(loss, x)
+    op.add("l1", {"reduction": "mean"}, {"x": x, "y": y, "loss": loss, "grad_x": gx})
+    op.close()
+
+
+def main():
+    torch.manual_seed(0)
+    conv_fixtures()
+    pool_norm_fixtures()
+    resample_fixtures()
+    detection_fixtures()
+    loss_fixtures()
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
+    print(f"wrote {ROOT} ({total / 1024:.0f} KiB) with", VERSIONS)
+
+
+if __name__ == "__main__":
+    main()
