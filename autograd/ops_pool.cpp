@@ -17,8 +17,10 @@ int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t 
 
 }  // namespace
 
-std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x_in, Int2 kernel, std::optional<Int2> stride_opt,
-                                                  Int2 padding, Int2 dilation, bool ceil_mode) {
+namespace {
+
+std::pair<Tensor, Tensor> max_pool2d_impl(const Tensor& x_in, Int2 kernel, std::optional<Int2> stride_opt, Int2 padding,
+                                          Int2 dilation, bool ceil_mode, bool want_indices) {
   TS_CHECK(x_in.defined(), "max_pool2d: the input is undefined");
   TS_CHECK(x_in.dim() == 4 || x_in.dim() == 3, "max_pool2d: expected a 3-D or 4-D input, got shape ", shape_str(x_in.shape()));
   detail::check_floating("max_pool2d", x_in);
@@ -40,13 +42,15 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x_in, Int2 kerne
   TS_CHECK(g.Ho >= 1 && g.Wo >= 1, "max_pool2d: the output size (", g.Ho, " x ", g.Wo, ") is too small for input ",
            shape_str(x_in.shape()));
   Tensor y = raw::empty({g.N, g.C, g.Ho, g.Wo}, x.dtype(), x.device());
-  Tensor idx = raw::empty({g.N, g.C, g.Ho, g.Wo}, DType::Int64, x.device());
+  // The indices are only made when asked for or needed by the backward.
+  const bool grad = needs_grad({&x_in});
+  Tensor idx = want_indices || grad ? raw::empty({g.N, g.C, g.Ho, g.Wo}, DType::Int64, x.device()) : Tensor();
   max_pool2d_kernel(y, idx, x, g);
   if (!batched) {
     y = raw::squeeze(y, 0);
-    idx = raw::squeeze(idx, 0);
+    if (idx.defined()) idx = raw::squeeze(idx, 0);
   }
-  if (needs_grad({&x_in})) {
+  if (grad) {
     record("MaxPool2dBackward", {x_in}, {y, idx}, [si = SavedTensor(idx), g, shape = x_in.shape()](std::vector<Tensor>& grads) {
       Tensor go = raw::contiguous(grads[0]);
       Tensor gx = raw::empty({g.N, g.C, g.H, g.W}, go.dtype(), go.device());
@@ -57,8 +61,15 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x_in, Int2 kerne
   return {y, idx};
 }
 
+}  // namespace
+
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Int2 kernel, std::optional<Int2> stride, Int2 padding,
+                                                  Int2 dilation, bool ceil_mode) {
+  return max_pool2d_impl(x, kernel, stride, padding, dilation, ceil_mode, true);
+}
+
 Tensor max_pool2d(const Tensor& x, Int2 kernel, std::optional<Int2> stride, Int2 padding, Int2 dilation, bool ceil_mode) {
-  return max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode).first;
+  return max_pool2d_impl(x, kernel, stride, padding, dilation, ceil_mode, false).first;
 }
 
 }  // namespace tessera

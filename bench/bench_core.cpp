@@ -1,21 +1,11 @@
 // Core benchmarks: elementwise add, a full sum, softmax rows, and a 1024^3 matmul, on the CPU and
 // (when a device is usable) on CUDA. Timings only: scripts/compare_torch.py sets them beside
 // PyTorch's on the same machine. CUDA cases synchronise inside the timed loop.
-#include <benchmark/benchmark.h>
+#include "bench_common.h"
 
-#include <cstdio>
-
-#include "tessera.h"
+namespace tessera::bench {
 
 namespace {
-
-using namespace tessera;
-
-void sync(Device device) {
-  if (device.is_cuda()) cuda::synchronize(device.index);
-}
-
-Device device_of(const benchmark::State& state) { return state.range(0) == 0 ? kCPU : cuda_device(0); }
 
 // out = a + b over n float32 elements: 12 bytes per element moved.
 void BM_Add(benchmark::State& state) {
@@ -71,19 +61,13 @@ void BM_Matmul(benchmark::State& state) {
 
 }  // namespace
 
-// CUDA cases are registered only when a device is usable; otherwise one line says why.
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  std::vector<int64_t> devices = {0};
-  if (cuda::is_available()) devices.push_back(1);
-  else std::fprintf(stderr, "tessera_bench: CUDA cases skipped: %s\n", cuda::unavailable_reason().c_str());
+void register_core(const std::vector<int64_t>& devices) {
   for (int64_t dev : devices) {
     benchmark::RegisterBenchmark("BM_Add", BM_Add)->ArgNames({"cuda", "n"})->Args({dev, 1 << 24})->UseRealTime()->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("BM_Sum", BM_Sum)->ArgNames({"cuda", "n"})->Args({dev, 1 << 24})->UseRealTime()->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("BM_SoftmaxRows", BM_SoftmaxRows)->ArgNames({"cuda", "rows", "cols"})->Args({dev, 4096, 1000})->UseRealTime()->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("BM_Matmul", BM_Matmul)->ArgNames({"cuda", "n"})->Args({dev, 1024})->UseRealTime()->Unit(benchmark::kMillisecond);
   }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
 }
+
+}  // namespace tessera::bench

@@ -36,6 +36,21 @@ struct CopyStridedKernel {
     index.offsets(i, off);
     dst[off[0]] = cast_value<D>(src[off[1]]);
   }
+  void range(int64_t b, int64_t e) const {
+    const int64_t sd = inner_stride(index, 0), ss = inner_stride(index, 1);
+    for_each_run(index, b, e, [&](const int64_t (&off)[2], int64_t n) {
+      D* d = dst + off[0];
+      const S* s = src + off[1];
+      if (sd == 1 && ss == 1) {
+        for (int64_t j = 0; j < n; ++j) d[j] = cast_value<D>(s[j]);
+      } else if (sd == 1 && ss == 0) {
+        const D v = cast_value<D>(*s);
+        for (int64_t j = 0; j < n; ++j) d[j] = v;
+      } else {
+        for (int64_t j = 0; j < n; ++j) d[j * sd] = cast_value<D>(s[j * ss]);
+      }
+    });
+  }
 };
 
 // dst and src on the same device, src broadcastable to dst, no overlap between them.

@@ -59,10 +59,20 @@ void parallel_chunks(int64_t n, int64_t grain, const F& f) {
 }
 
 // The CPU launcher: what kernels/<op>.h implementations are templated on.
+// A functor may also offer `void range(int64_t begin, int64_t end) const`, doing the same work for a
+// block of consecutive indices (walking strided operands row by row instead of dividing per
+// element); the CPU launcher then hands each thread one block. The device keeps calling f(i).
+template <class F>
+concept RangeKernel = requires(const F& f, int64_t i) { f.range(i, i); };
+
 struct CpuLaunch {
   template <class F>
   void operator()(int64_t n, const F& f, const char* /*name*/ = "") const {
-    parallel_for(n, f);
+    if constexpr (RangeKernel<F>) {
+      parallel_chunks(n, kParallelGrain, [&](int64_t b, int64_t e) { f.range(b, e); });
+    } else {
+      parallel_for(n, f);
+    }
   }
   static constexpr bool is_cuda = false;
 };

@@ -126,6 +126,22 @@ struct UnaryKernel {
       out[off[0]] = static_cast<Out>(f(in[off[1]]));
     }
   }
+  void range(int64_t b, int64_t e) const {
+    if (contiguous) {
+      for (int64_t i = b; i < e; ++i) out[i] = static_cast<Out>(f(in[i]));
+      return;
+    }
+    const int64_t so = inner_stride(index, 0), si = inner_stride(index, 1);
+    for_each_run(index, b, e, [&](const int64_t (&off)[2], int64_t n) {
+      Out* o = out + off[0];
+      const In* x = in + off[1];
+      if (so == 1 && si == 1) {
+        for (int64_t j = 0; j < n; ++j) o[j] = static_cast<Out>(f(x[j]));
+      } else {
+        for (int64_t j = 0; j < n; ++j) o[j * so] = static_cast<Out>(f(x[j * si]));
+      }
+    });
+  }
 };
 
 template <class Out, class In, class F>
@@ -144,6 +160,29 @@ struct BinaryKernel {
       index.offsets(i, off);
       out[off[0]] = static_cast<Out>(f(a[off[1]], b[off[2]]));
     }
+  }
+  void range(int64_t begin, int64_t end) const {
+    if (contiguous) {
+      for (int64_t i = begin; i < end; ++i) out[i] = static_cast<Out>(f(a[i], b[i]));
+      return;
+    }
+    const int64_t so = inner_stride(index, 0), sa = inner_stride(index, 1), sb = inner_stride(index, 2);
+    for_each_run(index, begin, end, [&](const int64_t (&off)[3], int64_t n) {
+      Out* o = out + off[0];
+      const In* x = a + off[1];
+      const In* y = b + off[2];
+      if (so == 1 && sa == 1 && sb == 1) {
+        for (int64_t j = 0; j < n; ++j) o[j] = static_cast<Out>(f(x[j], y[j]));
+      } else if (so == 1 && sa == 1 && sb == 0) {  // a row against a broadcast value (bias adds)
+        const In yv = *y;
+        for (int64_t j = 0; j < n; ++j) o[j] = static_cast<Out>(f(x[j], yv));
+      } else if (so == 1 && sa == 0 && sb == 1) {
+        const In xv = *x;
+        for (int64_t j = 0; j < n; ++j) o[j] = static_cast<Out>(f(xv, y[j]));
+      } else {
+        for (int64_t j = 0; j < n; ++j) o[j * so] = static_cast<Out>(f(x[j * sa], y[j * sb]));
+      }
+    });
   }
 };
 

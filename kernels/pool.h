@@ -40,7 +40,38 @@ struct MaxPool2dKernel {
         }
       }
     y[i] = best;
-    indices[i] = best_index;
+    if (indices) indices[i] = best_index;
+  }
+  void range(int64_t b, int64_t e) const {  // one output row at a time: no division per element
+    for (int64_t i = b; i < e;) {
+      const int64_t ow0 = i % g.Wo, oh = (i / g.Wo) % g.Ho, plane = i / (g.Wo * g.Ho);
+      const int64_t n = g.Wo - ow0 < e - i ? g.Wo - ow0 : e - i;
+      int64_t h0 = oh * g.stride_h - g.pad_h;
+      while (h0 < 0) h0 += g.dil_h;
+      int64_t h1 = oh * g.stride_h - g.pad_h + (g.kh - 1) * g.dil_h + 1;
+      h1 = h1 < g.H ? h1 : g.H;
+      const T* xp = x + plane * g.H * g.W;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t ow = ow0 + j;
+        int64_t w0 = ow * g.stride_w - g.pad_w;
+        while (w0 < 0) w0 += g.dil_w;
+        int64_t w1 = ow * g.stride_w - g.pad_w + (g.kw - 1) * g.dil_w + 1;
+        w1 = w1 < g.W ? w1 : g.W;
+        T best = math::lowest<T>();
+        int64_t best_index = h0 * g.W + w0;
+        for (int64_t h = h0; h < h1; h += g.dil_h)
+          for (int64_t w = w0; w < w1; w += g.dil_w) {
+            const T v = xp[h * g.W + w];
+            if (v > best || math::isnan(v)) {
+              best = v;
+              best_index = h * g.W + w;
+            }
+          }
+        y[i + j] = best;
+        if (indices) indices[i + j] = best_index;
+      }
+      i += n;
+    }
   }
 };
 
@@ -78,7 +109,8 @@ void max_pool2d_backward_kernel_cuda(const Tensor& grad_in, const Tensor& grad_o
 template <class Launch>
 void max_pool2d_impl(const Launch& L, const Tensor& y, const Tensor& indices, const Tensor& x, const Pool2dGeometry& g) {
   dispatch_floating(x.dtype(), "max_pool2d", [&]<class T>() {
-    L(y.numel(), MaxPool2dKernel<T>{x.data<T>(), y.data<T>(), indices.data<int64_t>(), g}, "max_pool2d_kernel");
+    L(y.numel(), MaxPool2dKernel<T>{x.data<T>(), y.data<T>(), indices.defined() ? indices.data<int64_t>() : nullptr, g},
+      "max_pool2d_kernel");
   });
 }
 

@@ -1,8 +1,9 @@
 // Resampling of NCHW planes: bilinear (both align_corners) and nearest, with PyTorch's source-index
 // rules computed in the tensor's own precision (as its CPU kernels do), so indices and weights
-// match to the last bit. Both backwards are gathers: each input pixel visits the few output pixels
-// that read it (found by inverting the monotone index map, then re-checked with the forward map),
-// so there are no atomics and the result does not depend on scheduling, on either device.
+// match to the last bit. The rules are evaluated once per axis on the host into small tables
+// (kernels/resize.cpp); the kernels read them. Both backwards are gathers over the tables'
+// reader lists: each input pixel sums the output pixels that read it, so there are no atomics and
+// the result does not depend on scheduling, on either device.
 #pragma once
 
 #include "core/parallel.h"
@@ -40,76 +41,49 @@ struct Axis {
     return i < in - 1 ? i : in - 1;
   }
 
-  // Output indices [lo, hi] that may read input index i (a superset; callers re-check).
-  TS_HD void readers(int64_t i, bool bilinear, int64_t& lo, int64_t& hi) const {
-    if (scale <= T(0)) {  // every output reads index 0
-      lo = 0;
-      hi = i == 0 ? out - 1 : -1;
-      return;
-    }
-    // Invert src(d) for src in [i - 1, i + 1] (bilinear) or [i, i + 1) (nearest), with a margin.
-    const double s = static_cast<double>(scale);
-    const double a = bilinear ? static_cast<double>(i) - 1.0 : static_cast<double>(i);
-    const double b = static_cast<double>(i) + 1.0;
-    double dlo, dhi;
-    if (bilinear && !align_corners) {
-      dlo = (a + 0.5) / s - 0.5;
-      dhi = (b + 0.5) / s - 0.5;
-    } else {
-      dlo = a / s;
-      dhi = b / s;
-    }
-    lo = static_cast<int64_t>(floor(dlo)) - 2;
-    hi = static_cast<int64_t>(ceil(dhi)) + 2;
-    lo = lo < 0 ? 0 : lo;
-    hi = hi > out - 1 ? out - 1 : hi;
-  }
+};
+
+// Per-axis tables, built once per call on the host from Axis<T> (so they hold exactly the forward
+// math): for each output index its two source indices and weights, and for each input index the
+// list of (output index, weight) pairs that read it (CSR: readers[start[i] .. start[i + 1])).
+template <class T>
+struct AxisTable {
+  const int64_t* i0;
+  const int64_t* i1;
+  const T* l0;
+  const T* l1;
+  const int64_t* start;   // in + 1 entries
+  const int64_t* reader;  // output indices
+  const T* weight;        // their weights
 };
 
 template <class T>
 struct BilinearKernel {
   const T* x;
   T* y;
-  Axis<T> ah, aw;
+  AxisTable<T> th, tw;
+  int64_t H, W, Ho, Wo;
   TS_HD void operator()(int64_t i) const {
-    const int64_t ow = i % aw.out, oh = (i / aw.out) % ah.out, plane = i / (aw.out * ah.out);
-    int64_t h0, h1, w0, w1;
-    T lh0, lh1, lw0, lw1;
-    ah.linear(oh, h0, h1, lh0, lh1);
-    aw.linear(ow, w0, w1, lw0, lw1);
-    const T* p = x + plane * ah.in * aw.in;
-    y[i] = lh0 * (lw0 * p[h0 * aw.in + w0] + lw1 * p[h0 * aw.in + w1]) +
-           lh1 * (lw0 * p[h1 * aw.in + w0] + lw1 * p[h1 * aw.in + w1]);
+    const int64_t ow = i % Wo, oh = (i / Wo) % Ho, plane = i / (Wo * Ho);
+    const T* p = x + plane * H * W;
+    const int64_t h0 = th.i0[oh], h1 = th.i1[oh], w0 = tw.i0[ow], w1 = tw.i1[ow];
+    y[i] = th.l0[oh] * (tw.l0[ow] * p[h0 * W + w0] + tw.l1[ow] * p[h0 * W + w1]) +
+           th.l1[oh] * (tw.l0[ow] * p[h1 * W + w0] + tw.l1[ow] * p[h1 * W + w1]);
   }
-};
-
-template <class T>
-struct BilinearBackwardKernel {
-  const T* gy;
-  T* gx;
-  Axis<T> ah, aw;
-  TS_HD void operator()(int64_t i) const {
-    const int64_t w = i % aw.in, h = (i / aw.in) % ah.in, plane = i / (aw.in * ah.in);
-    int64_t oh_lo, oh_hi, ow_lo, ow_hi;
-    ah.readers(h, true, oh_lo, oh_hi);
-    aw.readers(w, true, ow_lo, ow_hi);
-    const T* g = gy + plane * ah.out * aw.out;
-    T acc = 0;
-    for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
-      int64_t h0, h1;
-      T lh0, lh1;
-      ah.linear(oh, h0, h1, lh0, lh1);
-      const T wh = (h0 == h ? lh0 : T(0)) + (h1 == h ? lh1 : T(0));
-      if (wh == T(0)) continue;
-      for (int64_t ow = ow_lo; ow <= ow_hi; ++ow) {
-        int64_t w0, w1;
-        T lw0, lw1;
-        aw.linear(ow, w0, w1, lw0, lw1);
-        const T ww = (w0 == w ? lw0 : T(0)) + (w1 == w ? lw1 : T(0));
-        if (ww != T(0)) acc += wh * ww * g[oh * aw.out + ow];
+  void range(int64_t b, int64_t e) const {
+    for (int64_t i = b; i < e;) {  // one output row at a time: the row's h terms once
+      const int64_t ow0 = i % Wo, oh = (i / Wo) % Ho, plane = i / (Wo * Ho);
+      const int64_t n = Wo - ow0 < e - i ? Wo - ow0 : e - i;
+      const T* r0 = x + (plane * H + th.i0[oh]) * W;
+      const T* r1 = x + (plane * H + th.i1[oh]) * W;
+      const T a0 = th.l0[oh], a1 = th.l1[oh];
+      T* out = y + i;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t ow = ow0 + j, w0 = tw.i0[ow], w1 = tw.i1[ow];
+        out[j] = a0 * (tw.l0[ow] * r0[w0] + tw.l1[ow] * r0[w1]) + a1 * (tw.l0[ow] * r1[w0] + tw.l1[ow] * r1[w1]);
       }
+      i += n;
     }
-    gx[i] = acc;
   }
 };
 
@@ -117,31 +91,52 @@ template <class T>
 struct NearestKernel {
   const T* x;
   T* y;
-  Axis<T> ah, aw;
+  AxisTable<T> th, tw;
+  int64_t H, W, Ho, Wo;
   TS_HD void operator()(int64_t i) const {
-    const int64_t ow = i % aw.out, oh = (i / aw.out) % ah.out, plane = i / (aw.out * ah.out);
-    y[i] = x[plane * ah.in * aw.in + ah.nearest(oh) * aw.in + aw.nearest(ow)];
+    const int64_t ow = i % Wo, oh = (i / Wo) % Ho, plane = i / (Wo * Ho);
+    y[i] = x[(plane * H + th.i0[oh]) * W + tw.i0[ow]];
   }
 };
 
+// Each input pixel sums its readers: sum over (oh, wh) reading row h and (ow, ww) reading column w
+// of wh * ww * gy[oh, ow]. Bilinear and nearest alike (nearest weights are 1).
 template <class T>
-struct NearestBackwardKernel {
+struct ResizeBackwardKernel {
   const T* gy;
   T* gx;
-  Axis<T> ah, aw;
+  AxisTable<T> th, tw;
+  int64_t H, W, Ho, Wo;
   TS_HD void operator()(int64_t i) const {
-    const int64_t w = i % aw.in, h = (i / aw.in) % ah.in, plane = i / (aw.in * ah.in);
-    int64_t oh_lo, oh_hi, ow_lo, ow_hi;
-    ah.readers(h, false, oh_lo, oh_hi);
-    aw.readers(w, false, ow_lo, ow_hi);
-    const T* g = gy + plane * ah.out * aw.out;
+    const int64_t w = i % W, h = (i / W) % H, plane = i / (W * H);
+    const T* g = gy + plane * Ho * Wo;
     T acc = 0;
-    for (int64_t oh = oh_lo; oh <= oh_hi; ++oh) {
-      if (ah.nearest(oh) != h) continue;
-      for (int64_t ow = ow_lo; ow <= ow_hi; ++ow)
-        if (aw.nearest(ow) == w) acc += g[oh * aw.out + ow];
+    for (int64_t a = th.start[h]; a < th.start[h + 1]; ++a) {
+      const T* row = g + th.reader[a] * Wo;
+      T inner = 0;
+      for (int64_t b = tw.start[w]; b < tw.start[w + 1]; ++b) inner += tw.weight[b] * row[tw.reader[b]];
+      acc += th.weight[a] * inner;
     }
     gx[i] = acc;
+  }
+  void range(int64_t b, int64_t e) const {
+    for (int64_t i = b; i < e;) {  // one input row at a time
+      const int64_t w0 = i % W, h = (i / W) % H, plane = i / (W * H);
+      const int64_t n = W - w0 < e - i ? W - w0 : e - i;
+      T* out = gx + i;
+      for (int64_t j = 0; j < n; ++j) out[j] = T(0);
+      for (int64_t a = th.start[h]; a < th.start[h + 1]; ++a) {
+        const T* row = gy + (plane * Ho + th.reader[a]) * Wo;
+        const T wh = th.weight[a];
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t w = w0 + j;
+          T inner = 0;
+          for (int64_t c = tw.start[w]; c < tw.start[w + 1]; ++c) inner += tw.weight[c] * row[tw.reader[c]];
+          out[j] += wh * inner;
+        }
+      }
+      i += n;
+    }
   }
 };
 
@@ -171,30 +166,56 @@ struct ResizeParams {
 
 void resize_kernel(const Tensor& y, const Tensor& x, const ResizeParams& p);
 void resize_backward_kernel(const Tensor& gx, const Tensor& gy, const ResizeParams& p);
-void resize_kernel_cpu(const Tensor& y, const Tensor& x, const ResizeParams& p);
-void resize_backward_kernel_cpu(const Tensor& gx, const Tensor& gy, const ResizeParams& p);
-void resize_kernel_cuda(const Tensor& y, const Tensor& x, const ResizeParams& p);
-void resize_backward_kernel_cuda(const Tensor& gx, const Tensor& gy, const ResizeParams& p);
+struct ResizeTables;
+void resize_kernel_cpu(const Tensor& y, const Tensor& x, const ResizeParams& p, const ResizeTables& t);
+void resize_backward_kernel_cpu(const Tensor& gx, const Tensor& gy, const ResizeParams& p, const ResizeTables& t);
+void resize_kernel_cuda(const Tensor& y, const Tensor& x, const ResizeParams& p, const ResizeTables& t);
+void resize_backward_kernel_cuda(const Tensor& gx, const Tensor& gy, const ResizeParams& p, const ResizeTables& t);
+
+// The tables of both axes, as tensors on the target device (built on the host in T).
+struct ResizeTables {
+  Tensor ints, reals;  // per axis: i0 | i1 | start | reader; l0 | l1 | weight
+  int64_t h_nnz, w_nnz;
+};
+ResizeTables make_resize_tables(const ResizeParams& p, DType dtype, Device device);
+
+template <class T>
+void axis_table_views(const ResizeTables& t, const ResizeParams& p, AxisTable<T>& th, AxisTable<T>& tw) {
+  const int64_t* ints = t.ints.data<int64_t>();
+  const T* reals = t.reals.data<T>();
+  auto fill = [&](AxisTable<T>& a, int64_t in, int64_t out, int64_t nnz) {
+    a.i0 = ints;
+    a.i1 = ints + out;
+    a.start = ints + 2 * out;
+    a.reader = ints + 2 * out + in + 1;
+    a.l0 = reals;
+    a.l1 = reals + out;
+    a.weight = reals + 2 * out;
+    ints += 2 * out + in + 1 + nnz;
+    reals += 2 * out + nnz;
+  };
+  fill(th, p.H, p.Ho, t.h_nnz);
+  fill(tw, p.W, p.Wo, t.w_nnz);
+}
 
 template <class Launch>
-void resize_impl(const Launch& L, const Tensor& y, const Tensor& x, const ResizeParams& p) {
+void resize_impl(const Launch& L, const Tensor& y, const Tensor& x, const ResizeParams& p, const ResizeTables& t) {
   dispatch_floating(x.dtype(), "interpolate", [&]<class T>() {
-    const Axis<T> ah = make_axis<T>(p.H, p.Ho, p.scale_h, p.align_corners, p.mode);
-    const Axis<T> aw = make_axis<T>(p.W, p.Wo, p.scale_w, p.align_corners, p.mode);
-    if (p.mode == ResizeMode::Bilinear) L(y.numel(), BilinearKernel<T>{x.data<T>(), y.data<T>(), ah, aw}, "bilinear_kernel");
-    else L(y.numel(), NearestKernel<T>{x.data<T>(), y.data<T>(), ah, aw}, "nearest_kernel");
+    AxisTable<T> th{}, tw{};
+    axis_table_views(t, p, th, tw);
+    if (p.mode == ResizeMode::Bilinear)
+      L(y.numel(), BilinearKernel<T>{x.data<T>(), y.data<T>(), th, tw, p.H, p.W, p.Ho, p.Wo}, "bilinear_kernel");
+    else
+      L(y.numel(), NearestKernel<T>{x.data<T>(), y.data<T>(), th, tw, p.H, p.W, p.Ho, p.Wo}, "nearest_kernel");
   });
 }
 
 template <class Launch>
-void resize_backward_impl(const Launch& L, const Tensor& gx, const Tensor& gy, const ResizeParams& p) {
+void resize_backward_impl(const Launch& L, const Tensor& gx, const Tensor& gy, const ResizeParams& p, const ResizeTables& t) {
   dispatch_floating(gy.dtype(), "interpolate_backward", [&]<class T>() {
-    const Axis<T> ah = make_axis<T>(p.H, p.Ho, p.scale_h, p.align_corners, p.mode);
-    const Axis<T> aw = make_axis<T>(p.W, p.Wo, p.scale_w, p.align_corners, p.mode);
-    if (p.mode == ResizeMode::Bilinear)
-      L(gx.numel(), BilinearBackwardKernel<T>{gy.data<T>(), gx.data<T>(), ah, aw}, "bilinear_backward_kernel");
-    else
-      L(gx.numel(), NearestBackwardKernel<T>{gy.data<T>(), gx.data<T>(), ah, aw}, "nearest_backward_kernel");
+    AxisTable<T> th{}, tw{};
+    axis_table_views(t, p, th, tw);
+    L(gx.numel(), ResizeBackwardKernel<T>{gy.data<T>(), gx.data<T>(), th, tw, p.H, p.W, p.Ho, p.Wo}, "resize_backward_kernel");
   });
 }
 

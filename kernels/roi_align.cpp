@@ -1,17 +1,9 @@
-// RoIAlign: routing and CPU launches.
+// RoIAlign: routing, and the level kernel's CPU launch (the CPU traversals are in kernels/cpu/).
 #include "core/dispatch.h"
 #include "kernels/roi_align.h"
 
 namespace tessera {
 
-void roi_align_kernel_cpu(const Tensor& output, const Tensor& input, const Tensor& rois, const RoiAlignParams& p,
-                          const Tensor& levels, int64_t level) {
-  roi_align_impl(CpuLaunch{}, output, input, rois, p, levels, level);
-}
-void roi_align_backward_kernel_cpu(const Tensor& grad_input, const Tensor& grad_output, const Tensor& rois,
-                                   const RoiAlignParams& p, const Tensor& levels, int64_t level) {
-  roi_align_backward_impl(CpuLaunch{}, grad_input, grad_output, rois, p, levels, level);
-}
 void roi_levels_kernel_cpu(const Tensor& levels, const Tensor& rois, double canonical_scale, double canonical_level,
                            int64_t k_min, int64_t k_max) {
   roi_levels_impl(CpuLaunch{}, levels, rois, canonical_scale, canonical_level, k_min, k_max);

@@ -1,9 +1,10 @@
 // RoIAlign with torchvision's exact semantics (roi_align_kernel.cpp): rois [K, 5] (batch index,
 // x1, y1, x2, y2) scaled by spatial_scale, the aligned half-pixel shift, adaptive sampling when
 // sampling_ratio <= 0, samples outside [-1, size] contributing 0, and the clamping rules of its
-// bilinear_interpolate. The sampling geometry and bilinear weights live once here; the forward is
-// one gather per output element, the backward scatters with atomic_add (CPU std::atomic_ref,
-// CUDA atomicAdd), as torchvision does.
+// bilinear_interpolate. The sampling geometry and bilinear weights live once here. CUDA runs the
+// functors below, one output element per thread (the backward scatters with atomicAdd, as
+// torchvision does); the CPU traversal (kernels/cpu/roi_align.cpp) computes each roi's taps once
+// and reuses them across channels.
 //
 // multi_scale_roi_align runs the same functors with a per-roi level filter: one launch per FPN
 // level, the levels computed on the device (no host round-trip).

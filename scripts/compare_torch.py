@@ -62,6 +62,61 @@ def torch_case(name, args, device):
         n = args["n"]
         a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
         return lambda: a @ b
+    return vision_case(name, args, device)
+
+
+def fwd_or_fwdbwd(fn, leaves, backward):
+    import torch
+
+    if not backward:
+        return fn
+
+    def both():
+        for leaf in leaves:
+            leaf.grad = None
+        with torch.enable_grad():
+            out = fn()
+            out.backward(torch.ones_like(out))
+        return out
+
+    return both
+
+
+def vision_case(name, args, device):
+    import torch
+    import torch.nn.functional as F
+    import torchvision
+
+    bwd = bool(args.get("bwd", 0))
+    if name == "BM_RoiAlign":
+        feats = torch.randn(2, 256, 200, 272, device=device, requires_grad=bwd)
+        n = 1024
+        batch = torch.randint(0, 2, (n, 1), device=device).float()
+        xy = torch.rand(n, 2, device=device) * 700
+        wh = torch.rand(n, 2, device=device) * 384 + 16
+        rois = torch.cat([batch, xy, xy + wh], 1)
+        fn = lambda: torchvision.ops.roi_align(feats, rois, (7, 7), 0.25, 2, True)
+        return fwd_or_fwdbwd(fn, [feats], bwd)
+    if name == "BM_Nms":
+        n = args["n"]
+        c = torch.rand(n, 2, device=device) * 1000
+        s = torch.rand(n, 2, device=device) * 90 + 10
+        boxes = torch.cat([c - s / 2, c + s / 2], 1)
+        scores = torch.rand(n, device=device)
+        return lambda: torchvision.ops.nms(boxes, scores, 0.5)
+    if name == "BM_Bilinear":
+        x = torch.randn(1, 3, 600, 800, device=device, requires_grad=bwd)
+        fn = lambda: F.interpolate(x, size=(768, 1024), mode="bilinear", align_corners=False)
+        return fwd_or_fwdbwd(fn, [x], bwd)
+    if name == "BM_Conv3x3":
+        x = torch.randn(1, 64, 284, 284, device=device, requires_grad=bwd)
+        w = (torch.randn(64, 64, 3, 3, device=device) * 0.05).requires_grad_(bwd)
+        b = torch.zeros(64, device=device, requires_grad=bwd)
+        fn = lambda: F.conv2d(x, w, b, 1, 1)
+        return fwd_or_fwdbwd(fn, [x, w, b], bwd)
+    if name == "BM_MaxPool2x2":
+        x = torch.randn(1, 64, 568, 568, device=device)
+        return lambda: F.max_pool2d(x, 2)
     return None
 
 
@@ -84,6 +139,7 @@ def main():
     ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     ap.add_argument("--tessera-json", help="tessera_bench --benchmark_format=json output to read instead of running it")
     ap.add_argument("--bench", default="build/bench/tessera_bench")
+    ap.add_argument("--filter", default="", help="--benchmark_filter for tessera_bench")
     args = ap.parse_args()
 
     threads = int(os.environ.get("TESSERA_NUM_THREADS", os.cpu_count() or 1))
@@ -91,7 +147,10 @@ def main():
         with open(args.tessera_json) as f:
             report = json.load(f)
     else:
-        out = subprocess.run([args.bench, "--benchmark_format=json"], check=True, capture_output=True, text=True)
+        cmd = [args.bench, "--benchmark_format=json"]
+        if args.filter:
+            cmd.append(f"--benchmark_filter={args.filter}")
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         report = json.loads(out.stdout)
 
     try:

@@ -260,3 +260,17 @@ TEST(BoxCoder, EncodeDecodeRoundTripAndTorchvisionFormulas) {
 
 }  // namespace
 }  // namespace tessera::test
+
+namespace tessera::test {
+namespace {
+
+TEST(RoiAlign, SamplesOutsideTheMapIgnoreItsValues) {
+  // A roi wholly outside the map reads nothing, so a NaN in the map cannot reach it.
+  Tensor x = ones({1, 1, 4, 4});
+  x.select(2, 0).select(2, 0).fill_(std::nanf(""));
+  Tensor out = roi_align(x, from_vector<float>({0, 20, 20, 30, 30}, {1, 5}), {2, 2}, 1.0, 2);
+  EXPECT_EQ(out.to_vector<float>(), std::vector<float>(4, 0.f));
+}
+
+}  // namespace
+}  // namespace tessera::test

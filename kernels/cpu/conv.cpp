@@ -11,6 +11,78 @@ namespace tessera {
 
 namespace {
 
+// The output columns ow whose input column ow * s + off lies in [0, W): [lo, hi).
+void valid_columns(int64_t W, int64_t Wo, int64_t s, int64_t off, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / s + 1;
+  hi = std::min(hi, Wo);
+  lo = std::min(lo, hi);
+}
+
+// One row of the column buffer per call: cols[k][r * Wo .. (r + 1) * Wo) for k = (c, i, j) and
+// output row r0 + r of one (image, group): a strided read of input row oh * s - p + i * d.
+template <class T>
+struct Im2colRow {
+  const T* x;  // the group's first channel plane
+  T* cols;
+  Conv2dGeometry g;
+  int64_t r0, rows;
+  void operator()(int64_t row) const {
+    const int64_t r = row % rows, k = row / rows;
+    const int64_t j = k % g.kw, i = (k / g.kw) % g.kh, c = k / (g.kw * g.kh);
+    const int64_t h = (r0 + r) * g.stride_h - g.pad_h + i * g.dil_h;
+    T* dst = cols + row * g.Wo;
+    if (h < 0 || h >= g.H) {
+      std::fill(dst, dst + g.Wo, T(0));
+      return;
+    }
+    const T* src = x + (c * g.H + h) * g.W;
+    const int64_t off = j * g.dil_w - g.pad_w;
+    int64_t lo, hi;
+    valid_columns(g.W, g.Wo, g.stride_w, off, lo, hi);
+    std::fill(dst, dst + lo, T(0));
+    if (g.stride_w == 1) {
+      for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow + off];
+    } else {
+      for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.stride_w + off];
+    }
+    std::fill(dst + hi, dst + g.Wo, T(0));
+  }
+};
+
+// One input row (c, h) of the band per call: adds every column-buffer entry that read it. Each row
+// is owned by one call, so no two threads write the same pixel.
+template <class T>
+struct Col2imRow {
+  const T* cols;
+  T* gx;  // the group's first channel plane
+  Conv2dGeometry g;
+  int64_t r0, rows, h0, hn;
+  void operator()(int64_t row) const {
+    const int64_t c = row / hn, h = h0 + row % hn;
+    T* dst = gx + (c * g.H + h) * g.W;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t th = h + g.pad_h - i * g.dil_h;
+      if (th < 0 || th % g.stride_h != 0) continue;
+      const int64_t oh = th / g.stride_h;
+      if (oh < r0 || oh >= r0 + rows) continue;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const T* src = cols + (((c * g.kh + i) * g.kw + j) * rows + (oh - r0)) * g.Wo;
+        const int64_t off = j * g.dil_w - g.pad_w;
+        int64_t lo, hi;
+        valid_columns(g.W, g.Wo, g.stride_w, off, lo, hi);
+        if (g.stride_w == 1) {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow + off] += src[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow * g.stride_w + off] += src[ow];
+        }
+      }
+    }
+  }
+};
+
+int64_t row_grain(int64_t row_length) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(row_length, 1)); }
+
 bool is_pointwise(const Conv2dGeometry& g) {
   return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
@@ -38,7 +110,7 @@ void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, 
           continue;
         }
         buffer.resize(static_cast<size_t>(g.K() * rows * g.Wo));
-        parallel_for(g.K() * rows * g.Wo, Im2colKernel<T>{xg, buffer.data(), g, r0, rows});
+        parallel_for(g.K() * rows, Im2colRow<T>{xg, buffer.data(), g, r0, rows}, row_grain(g.Wo));
         f(n, grp, r0, rows, buffer.data(), rows * g.Wo);
       }
     }
@@ -98,7 +170,7 @@ void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_o
           const int64_t h0 = std::max<int64_t>(0, r0 * g.stride_h - g.pad_h);
           const int64_t h1 = std::min<int64_t>(g.H, (r0 + rows - 1) * g.stride_h - g.pad_h + (g.kh - 1) * g.dil_h + 1);
           if (h1 <= h0) continue;
-          parallel_for(g.Cg() * (h1 - h0) * g.W, Col2imKernel<T>{cols.data(), gx, g, r0, rows, h0, h1 - h0});
+          parallel_for(g.Cg() * (h1 - h0), Col2imRow<T>{cols.data(), gx, g, r0, rows, h0, h1 - h0}, row_grain(g.W * g.kh * g.kw));
         }
       }
   });

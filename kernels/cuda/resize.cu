@@ -4,11 +4,11 @@
 
 namespace tessera {
 
-void resize_kernel_cuda(const Tensor& y, const Tensor& x, const ResizeParams& p) {
-  resize_impl(CudaLaunch{x.device().index}, y, x, p);
+void resize_kernel_cuda(const Tensor& y, const Tensor& x, const ResizeParams& p, const ResizeTables& t) {
+  resize_impl(CudaLaunch{x.device().index}, y, x, p, t);
 }
-void resize_backward_kernel_cuda(const Tensor& gx, const Tensor& gy, const ResizeParams& p) {
-  resize_backward_impl(CudaLaunch{gx.device().index}, gx, gy, p);
+void resize_backward_kernel_cuda(const Tensor& gx, const Tensor& gy, const ResizeParams& p, const ResizeTables& t) {
+  resize_backward_impl(CudaLaunch{gx.device().index}, gx, gy, p, t);
 }
 
 }  // namespace tessera
