@@ -15,3 +15,4 @@
 #include "core/random.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
+#include "kernels/conv_settings.h"

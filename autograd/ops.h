@@ -117,6 +117,7 @@ Tensor bmm(const Tensor& a, const Tensor& b);     // 3-D only, equal batch sizes
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1, Int2 padding = 0,
               Int2 dilation = 1, int64_t groups = 1);
 // weight [in, out / groups, kh, kw]; argument order as torch.nn.functional.conv_transpose2d.
+// (set_cudnn_benchmark(true), kernels/conv_settings.h: choose cuDNN algorithms by timed trials.)
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1,
                         Int2 padding = 0, Int2 output_padding = 0, int64_t groups = 1, Int2 dilation = 1);
 

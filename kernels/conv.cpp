@@ -1,10 +1,18 @@
 // Convolution routing.
 #include "kernels/conv.h"
 
+#include <atomic>
+
 #include "core/dispatch.h"
 #include "core/view.h"
 
 namespace tessera {
+
+namespace {
+std::atomic<bool> cudnn_benchmark_flag{false};
+}
+void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag.store(on); }
+bool cudnn_benchmark() { return cudnn_benchmark_flag.load(); }
 
 void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Conv2dGeometry& g) {
   if (out.numel() == 0) return;

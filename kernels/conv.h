@@ -10,6 +10,7 @@
 
 #include "core/parallel.h"
 #include "core/tensor.h"
+#include "kernels/conv_settings.h"
 
 namespace tessera {
 

@@ -109,6 +109,7 @@ def vision_case(name, args, device):
         fn = lambda: F.interpolate(x, size=(768, 1024), mode="bilinear", align_corners=False)
         return fwd_or_fwdbwd(fn, [x], bwd)
     if name == "BM_Conv3x3":
+        torch.backends.cudnn.benchmark = bool(args.get("find", 0))
         x = torch.randn(1, 64, 284, 284, device=device, requires_grad=bwd)
         w = (torch.randn(64, 64, 3, 3, device=device) * 0.05).requires_grad_(bwd)
         b = torch.zeros(64, device=device, requires_grad=bwd)

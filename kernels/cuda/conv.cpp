@@ -1,6 +1,8 @@
 // CUDA convolution through cuDNN's convolution API. The algorithm for each (shape, dtype,
-// direction) is chosen once from cuDNN's heuristics (cudnnGet*Algorithm_v7: the first that
-// succeeds within the workspace limit) and cached; workspaces come from the caching allocator.
+// direction, search mode) is chosen once and cached: by default from cuDNN's heuristics
+// (cudnnGet*Algorithm_v7: the first that succeeds within the workspace limit); with
+// set_cudnn_benchmark(true) by timed trials (cudnnFind*AlgorithmEx) on scratch buffers.
+// Workspaces come from the caching allocator.
 // float32 runs with CUDNN_FMA_MATH: no TF32, so results match the CPU's float32 closely.
 #include <cstdio>
 #include <mutex>
@@ -57,14 +59,62 @@ struct Choice {
 
 std::string cache_key(const Conv2dGeometry& g, DType dt, Direction dir, int device) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%d|%d|%d|%lld,%lld,%lld,%lld|%lld,%lld,%lld|%lld,%lld,%lld,%lld,%lld,%lld,%lld", device,
-                int(dir), int(dt), (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.O,
+  std::snprintf(buf, sizeof buf, "%d|%d|%d|%d|%lld,%lld,%lld,%lld|%lld,%lld,%lld|%lld,%lld,%lld,%lld,%lld,%lld,%lld", device,
+                int(dir), int(dt), int(cudnn_benchmark()), (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.O,
                 (long long)g.kh, (long long)g.kw, (long long)g.stride_h, (long long)g.stride_w, (long long)g.pad_h,
                 (long long)g.pad_w, (long long)g.dil_h, (long long)g.dil_w, (long long)g.groups);
   return buf;
 }
 
-// The first algorithm of cuDNN's ranking that works within the workspace limit, cached per shape.
+Tensor workspace(size_t bytes, int device);
+
+// Timed trials of every algorithm on scratch buffers (the real output must not be clobbered: the
+// backward-data contract accumulates into it). Returns the fastest that succeeded.
+Choice find_algorithm(const Conv2dGeometry& g, DType dt, Direction dir, int device, cudnnHandle_t handle,
+                      const Descriptors& d) {
+  const Device dev(DeviceType::CUDA, device);
+  Tensor x = raw::empty({g.N, g.C, g.H, g.W}, dt, dev), y = raw::empty({g.N, g.O, g.Ho, g.Wo}, dt, dev);
+  Tensor w = raw::empty({g.O, g.Cg(), g.kh, g.kw}, dt, dev);
+  raw::fill_(x, 0.5);
+  raw::fill_(y, 0.5);
+  raw::fill_(w, 0.5);
+  const size_t ws_bytes = kWorkspaceLimit / 4;
+  Tensor ws = workspace(ws_bytes, device);
+  int returned = 0;
+  Choice c;
+  bool found = false;
+  auto take = [&](auto* perf) {
+    for (int i = 0; i < returned && !found; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS) {
+        c = {int(perf[i].algo), perf[i].memory};
+        found = true;
+      }
+  };
+  if (dir == Direction::Forward) {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    TS_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(handle, d.x, x.data_ptr(), d.w, w.data_ptr(), d.conv, d.y,
+                                                          y.data_ptr(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf,
+                                                          ws.data_ptr(), ws_bytes));
+    take(perf);
+  } else if (dir == Direction::BackwardData) {
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    TS_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(handle, d.w, w.data_ptr(), d.y, y.data_ptr(), d.conv, d.x,
+                                                               x.data_ptr(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                               &returned, perf, ws.data_ptr(), ws_bytes));
+    take(perf);
+  } else {
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    TS_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(handle, d.x, x.data_ptr(), d.y, y.data_ptr(), d.conv, d.w,
+                                                                 w.data_ptr(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                 &returned, perf, ws.data_ptr(), ws_bytes));
+    take(perf);
+  }
+  TS_CHECK(found, "conv2d: cuDNN's trials found no working algorithm for this convolution");
+  return c;
+}
+
+// The algorithm for a shape, cached: cuDNN's trials (cudnn_benchmark) or the first of its
+// heuristic ranking that works within the workspace limit.
 Choice choose(const Conv2dGeometry& g, DType dt, Direction dir, int device, cudnnHandle_t handle, const Descriptors& d) {
   static std::mutex mu;
   static std::unordered_map<std::string, Choice> cache;
@@ -73,6 +123,12 @@ Choice choose(const Conv2dGeometry& g, DType dt, Direction dir, int device, cudn
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
+  }
+  if (cudnn_benchmark()) {
+    const Choice c = find_algorithm(g, dt, dir, device, handle, d);
+    std::lock_guard<std::mutex> lock(mu);
+    cache[key] = c;
+    return c;
   }
   Choice c;
   bool found = false;
