@@ -266,6 +266,93 @@ def loss_fixtures():
     op.close()
 
 
+class SmallNet(torch.nn.Module):
+    """conv -> BN -> ReLU -> max-pool -> linear: the module-parity fixture of tests/test_layers.cpp."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(64, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.max_pool2d(F.relu(self.bn(self.conv(x))), 2), 1))
+
+
+def module_fixtures():
+    from safetensors.torch import save_file
+
+    op = Op("modules")
+    net = SmallNet()
+    with torch.no_grad():  # non-trivial running statistics before the training-mode step
+        net.bn.running_mean.uniform_(-0.5, 0.5)
+        net.bn.running_var.uniform_(0.5, 1.5)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, os.path.join(op.dir, "small_net.safetensors"))
+    x, target = torch.randn(2, 3, 8, 8), torch.tensor([1, 4])
+    net.train()
+    logits = net(x)
+    loss = F.cross_entropy(logits, target)
+    loss.backward()
+    tensors = {"x": x, "target": target, "logits": logits, "loss": loss}
+    for k, v in net.named_parameters():
+        tensors["grad." + k] = v.grad
+    for k, v in net.state_dict().items():
+        tensors["after." + k] = v
+    net.eval()
+    tensors["eval_logits"] = net(x)
+    op.add("small_net", {"file": "small_net.safetensors"}, tensors)
+
+    # Optimizers: five steps on the same parameters with the same (fixed) gradients per step.
+    p0 = torch.randn(4, 3)
+    grads = [torch.randn(4, 3) for _ in range(5)]
+    for name, make in {
+        "sgd": lambda p: torch.optim.SGD([p], lr=0.1),
+        "sgd_momentum_wd": lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01),
+        "sgd_nesterov": lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.99, nesterov=True),
+        "adam": lambda p: torch.optim.Adam([p], lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.02),
+        "adamw": lambda p: torch.optim.AdamW([p], lr=0.01, weight_decay=0.1),
+    }.items():
+        p = p0.clone().requires_grad_()
+        opt = make(p)
+        steps = []
+        for g in grads:
+            p.grad = g.clone()
+            opt.step()
+            steps.append(p.detach().clone())
+        op.add("optim_" + name, {}, {"p0": p0, "grads": torch.stack(grads), "steps": torch.stack(steps)})
+
+    # Schedules: the learning rate at each of 30 iterations.
+    def lrs(make):
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=0.5)
+        sched = make(opt)
+        out = []
+        for _ in range(30):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return torch.tensor(out, dtype=torch.float64)
+
+    S = torch.optim.lr_scheduler
+    op.add("schedules", {"base_lr": 0.5}, {
+        "warmup_linear": lrs(lambda o: S.LinearLR(o, start_factor=0.001, total_iters=10)),
+        "multi_step": lrs(lambda o: S.MultiStepLR(o, milestones=[8, 20], gamma=0.1)),
+        "cosine": lrs(lambda o: S.CosineAnnealingLR(o, T_max=25, eta_min=0.05)),
+        "warmup_then_multi_step": lrs(lambda o: S.ChainedScheduler([S.LinearLR(o, start_factor=0.01, total_iters=5),
+                                                                    S.MultiStepLR(o, milestones=[12, 24], gamma=0.5)])),
+    })
+
+    # clip_grad_norm
+    ps = [torch.randn(3, 3, requires_grad=True), torch.randn(5, requires_grad=True)]
+    for p in ps:
+        p.grad = torch.randn_like(p) * 3
+    before = [p.grad.clone() for p in ps]
+    norm = torch.nn.utils.clip_grad_norm_(ps, max_norm=2.0)
+    op.add("clip_grad_norm", {"max_norm": 2.0}, {"g0": before[0], "g1": before[1], "c0": ps[0].grad, "c1": ps[1].grad,
+                                                  "norm": norm})
+    op.close()
+
+
 def main():
     torch.manual_seed(0)
     conv_fixtures()
@@ -273,6 +360,7 @@ def main():
     resample_fixtures()
     detection_fixtures()
     loss_fixtures()
+    module_fixtures()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {ROOT} ({total / 1024:.0f} KiB) with", VERSIONS)
 
