@@ -1,0 +1,110 @@
+// Image I/O: Pillow-written files decode to the right values; PNG round trips; malformed files fail
+// with the file's name and the reason.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/image.h"
+#include "test_helpers.h"
+
+namespace tessera {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string img(const std::string& name) { return test::data_path("images/" + name); }
+
+std::string scratch(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("tessera_img_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return (dir / name).string();
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+double expected8(int64_t y, int64_t x, int64_t c) { return static_cast<double>((7 * y + 13 * x + 50 * c) % 256) / 255.0; }
+
+void expect_pattern(const Tensor& t, int64_t channels) {
+  ASSERT_EQ(t.shape(), (Shape{channels, 6, 9}));
+  test::Host h = test::host(t);
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t y = 0; y < 6; ++y)
+      for (int64_t x = 0; x < 9; ++x) ASSERT_NEAR(h.at({c, y, x}), expected8(y, x, c), 1e-7) << c << "," << y << "," << x;
+}
+
+TEST(Image, PillowFilesDecodeToTheirValues) {
+  expect_pattern(read_image(img("rgb8.png")), 3);
+  expect_pattern(read_image(img("gray8.png")), 1);
+  expect_pattern(read_image(img("gray_alpha8.png")), 2);
+  expect_pattern(read_image(img("rgba8.png")), 4);
+  expect_pattern(read_image(img("rgb.bmp")), 3);
+  Tensor g16 = read_image(img("gray16.png"));
+  ASSERT_EQ(g16.shape(), (Shape{1, 6, 9}));
+  test::Host h = test::host(g16);
+  for (int64_t y = 0; y < 6; ++y)
+    for (int64_t x = 0; x < 9; ++x) EXPECT_NEAR(h.at({0, y, x}), ((7 * y + 13 * x) * 257 % 65536) / 65535.0, 1e-7);
+  Tensor jpg = read_image(img("smooth.jpg"));
+  test::Host hj = test::host(jpg);
+  for (int64_t y = 0; y < 6; ++y)
+    for (int64_t x = 0; x < 9; ++x) EXPECT_NEAR(hj.at({1, y, x}), (y * 20 + x * 10) / 255.0, 3.0 / 255.0);
+  // Channel conversion on request.
+  EXPECT_EQ(read_image(img("rgb8.png"), 1).shape(), (Shape{1, 6, 9}));
+  EXPECT_EQ(read_image(img("gray8.png"), 3).shape(), (Shape{3, 6, 9}));
+  Tensor labels = read_label_image(img("labels8.png"));
+  ASSERT_EQ(labels.shape(), (Shape{6, 9}));
+  EXPECT_EQ(labels.to_vector<int64_t>()[9 * 5 + 8], 8);
+  EXPECT_EQ(amax(labels).item<int64_t>(), 8);
+}
+
+TEST(Image, PngRoundTrip) {
+  Tensor u8 = randint(0, 256, {3, 5, 7}, kInt64).to(kUInt8);
+  write_png(scratch("u8.png"), u8);
+  EXPECT_TRUE(test::close(read_image(scratch("u8.png")), div(u8.to(kFloat32), 255.0), 1e-7, 0));
+  Tensor f = rand({1, 4, 4});
+  write_png(scratch("f.png"), f);
+  EXPECT_TRUE(test::close(read_image(scratch("f.png")), f, 0.5 / 255.0 + 1e-7, 0));  // quantised to 8 bits
+  write_png(scratch("hw.png"), zeros({4, 5}, kUInt8));
+  EXPECT_EQ(read_image(scratch("hw.png")).shape(), (Shape{1, 4, 5}));
+  EXPECT_THROW(write_png(scratch("x.png"), zeros({5, 4, 4})), Error);
+  EXPECT_THROW(write_png(scratch("x.png"), zeros({3, 4, 4}, kInt64)), Error);
+  EXPECT_THROW(write_png(scratch("no_dir/x.png"), zeros({4, 4}, kUInt8)), Error);
+}
+
+void expect_error(const std::string& path, const std::string& what) {
+  try {
+    read_image(path);
+    ADD_FAILURE() << path << " should not decode";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(fs::path(path).filename().string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find(what), std::string::npos) << "expected '" << what << "' in " << msg;
+  }
+}
+
+std::string write_bytes(const std::string& name, const std::string& bytes) {
+  std::ofstream(scratch(name), std::ios::binary) << bytes;
+  return scratch(name);
+}
+
+TEST(Image, MalformedFilesNameTheFileAndTheProblem) {
+  expect_error(img("rgb.gif"), "unsupported");
+  expect_error(scratch("missing.png"), "cannot open");
+  expect_error(write_bytes("empty.png", ""), "empty");
+  const std::string png = bytes_of(img("rgb8.png")), jpg = bytes_of(img("smooth.jpg")), bmp = bytes_of(img("rgb.bmp"));
+  expect_error(write_bytes("cut.png", png.substr(0, png.size() / 2)), "cannot decode");
+  expect_error(write_bytes("cut_header.png", png.substr(0, 20)), "corrupt");
+  expect_error(write_bytes("cut.jpg", jpg.substr(0, jpg.size() * 2 / 3)), "truncated JPEG");
+  expect_error(write_bytes("cut.bmp", bmp.substr(0, bmp.size() - 10)), "truncated BMP");
+  std::string garbage = png.substr(0, 8) + std::string(200, '\x42');
+  expect_error(write_bytes("garbage.png", garbage), "corrupt");
+  EXPECT_THROW(read_label_image(img("rgb8.png")), Error);     // three channels
+  EXPECT_THROW(read_label_image(img("smooth.jpg")), Error);   // lossy
+  EXPECT_THROW(read_image(img("rgb8.png"), 2), Error);
+}
+
+}  // namespace
+}  // namespace tessera
