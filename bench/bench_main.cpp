@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   else std::fprintf(stderr, "tessera_bench: CUDA cases skipped: %s\n", tessera::cuda::unavailable_reason().c_str());
   tessera::bench::register_core(devices);
   tessera::bench::register_vision(devices);
+  tessera::bench::register_data();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -35,9 +36,24 @@ std::atomic<int>& thread_setting() {
   return n;
 }
 
+thread_local int thread_cap = 0;  // 0: no cap on this thread
+
 }  // namespace
 
-int num_threads() { return thread_setting().load(std::memory_order_relaxed); }
+int num_threads() {
+  const int n = thread_setting().load(std::memory_order_relaxed);
+  return thread_cap > 0 && thread_cap < n ? thread_cap : n;
+}
+
+ScopedThreads::ScopedThreads(int n) : previous_(thread_cap), omp_previous_(omp_get_max_threads()) {
+  TS_CHECK(n >= 1, "ScopedThreads: need at least one thread");
+  thread_cap = n;
+  omp_set_num_threads(std::min(n, num_threads()));  // OpenBLAS sizes its work from this thread's ICV
+}
+ScopedThreads::~ScopedThreads() {
+  thread_cap = previous_;
+  omp_set_num_threads(omp_previous_);
+}
 
 void set_num_threads(int n) {
   TS_CHECK(n >= 1, "set_num_threads: need at least one thread, got ", n);

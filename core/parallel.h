@@ -22,6 +22,20 @@ namespace tessera {
 int num_threads();
 void set_num_threads(int n);
 
+// Caps num_threads() on the calling thread for its scope (data-loader workers run their tensor
+// ops single-threaded: the workers themselves are the parallelism).
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int n);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int previous_;
+  int omp_previous_;
+};
+
 // Work below this many elements runs on the calling thread: a parallel region costs ~µs.
 inline constexpr int64_t kParallelGrain = 32768;
 

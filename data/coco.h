@@ -6,7 +6,6 @@
 #pragma once
 
 #include <map>
-#include <nlohmann/json_fwd.hpp>
 
 #include "data/dataset.h"
 

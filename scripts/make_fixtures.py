@@ -353,6 +353,35 @@ def module_fixtures():
     op.close()
 
 
+def transform_fixtures():
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    op = Op("detection_transform")
+    t = GeneralizedRCNNTransform(min_size=100, max_size=160, image_mean=[0.485, 0.456, 0.406],
+                                 image_std=[0.229, 0.224, 0.225])
+    t.eval()
+    images = [torch.rand(3, 75, 130), torch.rand(3, 121, 90)]
+    targets = []
+    for im in images:
+        h, w = im.shape[-2:]
+        boxes = torch.tensor([[3.0, 4.0, w - 10.0, h - 7.5], [10.5, 2.25, 30.0, 40.0]])
+        masks = (torch.rand(2, h, w) > 0.5).to(torch.uint8)
+        targets.append({"boxes": boxes, "labels": torch.tensor([1, 2]), "masks": masks})
+    inputs = {f"image{i}": im for i, im in enumerate(images)}
+    for i, tg in enumerate(targets):
+        inputs[f"boxes{i}"] = tg["boxes"].clone()
+        inputs[f"masks{i}"] = tg["masks"].clone()
+    image_list, out_targets = t(images, targets)
+    outputs = {"batch": image_list.tensors, "sizes": torch.tensor(image_list.image_sizes)}
+    for i, tg in enumerate(out_targets):
+        outputs[f"out_boxes{i}"] = tg["boxes"]
+        outputs[f"out_masks{i}"] = tg["masks"]
+    inputs.update(outputs)
+    op.add("min100_max160", {"min_size": 100, "max_size": 160, "mean": [0.485, 0.456, 0.406],
+                             "std": [0.229, 0.224, 0.225]}, inputs)
+    op.close()
+
+
 def main():
     torch.manual_seed(0)
     conv_fixtures()
@@ -361,6 +390,7 @@ def main():
     detection_fixtures()
     loss_fixtures()
     module_fixtures()
+    transform_fixtures()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {ROOT} ({total / 1024:.0f} KiB) with", VERSIONS)
 
