@@ -27,6 +27,7 @@
 #include "data/weight_map.h"
 #include "kernels/conv_settings.h"
 #include "layers/init.h"
+#include "models/unet.h"
 #include "layers/layers.h"
 #include "layers/module.h"
 #include "optim/checkpoint.h"
