@@ -1,0 +1,40 @@
+// Shared by the drivers: pictures a person wants to look at (side-by-side panels, overlays),
+// metrics as JSON lines, and the U-Net configuration stored in checkpoint metadata.
+#pragma once
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/unet.h"
+
+namespace tessera::driver {
+
+// Grayscale or RGB images [C, H, W] in [0, 1] (or label maps [H, W], scaled to their range) side by
+// side, padded to one height, as one RGB image.
+Tensor panel(const std::vector<Tensor>& images);
+// Grayscale/RGB image [C, H, W] with a coloured, half-transparent mask [H, W] (nonzero) on top.
+Tensor overlay(const Tensor& image, const Tensor& mask, std::vector<float> rgb = {1.f, 0.15f, 0.1f}, float alpha = 0.45f);
+// Label map [H, W] (int) as a viewable [1, H, W] float image: label / max(1, num_classes - 1).
+Tensor label_image(const Tensor& labels, int64_t num_classes);
+
+// Appends one JSON object per line, flushed at once (a crash keeps every line written before it).
+class JsonLines {
+ public:
+  explicit JsonLines(const std::string& path, bool append = false);
+  void write(const std::map<std::string, double>& values, const std::map<std::string, std::string>& text = {});
+
+ private:
+  std::ofstream out_;
+  std::string path_;
+};
+
+// Writes one JSON object to `path` atomically (results files: a crash leaves the old one intact).
+void write_json(const std::string& path, const std::map<std::string, double>& values,
+                const std::map<std::string, std::string>& text = {});
+
+std::map<std::string, std::string> unet_metadata(const UNetOptions& o);
+UNetOptions unet_options_from(const std::map<std::string, std::string>& metadata, const std::string& file);
+
+}  // namespace tessera::driver

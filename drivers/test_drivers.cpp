@@ -1,0 +1,176 @@
+// End-to-end checks of the driver programs: each runs as a user would run it (a child process),
+// and the test reads back what it wrote: the log lines, metrics JSON, pictures and the model file.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "core/safetensors.h"
+#include "data/image.h"
+#include "data/synthetic.h"
+#include "drivers/common.h"
+#include "optim/checkpoint.h"
+#include "tessera.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera {
+namespace {
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a command line with its output captured in a file under `dir`.
+Result run(const std::string& command, const fs::path& dir) {
+  const fs::path log = dir / "command.log";
+  const int status = std::system((command + " > '" + log.string() + "' 2>&1").c_str());
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+}
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("tessera_driver_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string quoted(const fs::path& p) {
+  std::string s = p.string();
+  s.insert(s.begin(), '\'');
+  s.push_back('\'');
+  return s;
+}
+
+const std::string kTrain = TESSERA_TRAIN_UNET;
+const std::string kPredict = TESSERA_PREDICT;
+// A small network and data set: the whole run takes a second or two.
+const std::string kSmallRun =
+    " --width 4 --depth 2 --tile 92 --iters 6 --val-every 3 --log-every 2 --save-every 3"
+    " --train-images 4 --val-images 2 --image-size 64 --workers 1 --threads 1";
+
+TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
+  const fs::path dir = scratch("train");
+  const fs::path out = dir / "run";
+  Result r = run(kTrain + kSmallRun + " --out " + quoted(out), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  // Progress lines with iteration, loss, throughput and ETA; a validation line; a final line.
+  EXPECT_NE(r.output.find("iter      6/6 | loss "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("img/s"), std::string::npos);
+  EXPECT_NE(r.output.find("eta "), std::string::npos);
+  EXPECT_NE(r.output.find("validation @3: IoU(cells)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("done in "), std::string::npos);
+
+  // metrics.jsonl: one JSON object per line; training lines at 2, 4, 6 and validations at 3, 6.
+  std::ifstream metrics(out / "metrics.jsonl");
+  std::string line;
+  int train_lines = 0, val_lines = 0;
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) {
+      ++train_lines;
+      EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
+      EXPECT_GT(j["images_per_s"].get<double>(), 0.0);
+    }
+    if (j.contains("val_iou")) {
+      ++val_lines;
+      const double iou = j["val_iou"].get<double>();
+      EXPECT_TRUE(iou >= 0.0 && iou <= 1.0) << line;
+    }
+  }
+  EXPECT_EQ(train_lines, 3);
+  EXPECT_EQ(val_lines, 2);
+  const auto summary = nlohmann::json::parse(std::ifstream(out / "summary.json"));
+  EXPECT_EQ(summary["iters"].get<double>(), 6.0);
+  EXPECT_EQ(summary["model"].get<std::string>(), (out / "model.safetensors").string());
+
+  // The preview panel: input | overlay | probability | ground truth | weight map, side by side.
+  Tensor preview = read_image((out / "preview_6.png").string());
+  EXPECT_EQ(preview.size(0), 3);
+  EXPECT_GE(preview.size(2), 5 * 52);
+
+  // The model file carries its configuration and loads into a fresh U-Net.
+  SafetensorsFile f = load_safetensors((out / "model.safetensors").string());
+  EXPECT_EQ(f.metadata.at("model"), "unet");
+  EXPECT_EQ(f.metadata.at("unet.tile"), "92");
+  UNet net(driver::unet_options_from(f.metadata, "model.safetensors"));
+  net.load_state_dict(f.tensors);
+  EXPECT_EQ(net.options().width, 4);
+
+  // predict on an image of another size (a synthetic cell picture, 70 x 83): every output has the
+  // image's size, and the probability picture is what the network computes here, to 8 bits.
+  const Tensor input = SyntheticCells(1, 7, 70, 83).get(0).image;
+  const std::string image = (dir / "cells.png").string();
+  write_png(image, input);
+  const Tensor stored = read_image(image, 1);
+  // Six steps teach the network little, so predict runs a freshly initialised one (with the same
+  // configuration): its probabilities vary across the image.
+  manual_seed(3);
+  UNet fresh(net.options());
+  save_module(fresh, (dir / "fresh.safetensors").string(), f.metadata);
+  const fs::path pred = dir / "pred";
+  r = run(kPredict + " unet --threads 1 --model " + quoted(dir / "fresh.safetensors") + " --out " + quoted(pred) + " " + image,
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* suffix : {"_labels.png", "_prob.png", "_overlay.png"}) {
+    Tensor p = read_image((pred / (std::string("cells") + suffix)).string());
+    EXPECT_EQ(p.size(1), 70) << suffix;
+    EXPECT_EQ(p.size(2), 83) << suffix;
+  }
+  fresh.eval();
+  Tensor logits = predict_tiled(fresh, stored, net.output_size(92));
+  Tensor prob = softmax(logits, 1).select(0, 0).select(0, 1);
+  Tensor prob_png = read_image((pred / "cells_prob.png").string()).select(0, 0);
+  EXPECT_LE(max(abs(sub(prob_png, prob))).item<float>(), 0.5f / 255 + 1e-6f);
+  EXPECT_GT(max(prob).item<float>() - min(prob).item<float>(), 0.01f) << "a constant probability map tests nothing";
+  Tensor labels = read_image((pred / "cells_labels.png").string()).select(0, 0);
+  Tensor expect = argmax(logits, 1).squeeze(0).to(kFloat32);
+  EXPECT_EQ(max(abs(sub(labels, expect))).item<float>(), 0.0f);
+
+  // Resume continues from the saved step and appends to the metrics.
+  r = run(kTrain + kSmallRun + " --iters 8 --out " + quoted(out) + " --resume " + quoted(out / "checkpoint.safetensors"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("at step 6"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("iter      8/8"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
+  const fs::path dir = scratch("bad");
+  // A tile the network cannot take: the message names the nearest valid tiles.
+  Result r = run(kTrain + kSmallRun + " --tile 90 --out " + quoted(dir / "run"), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("92"), std::string::npos) << r.output;
+  // An unknown option.
+  r = run(kTrain + " --bogus 1", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("bogus"), std::string::npos) << r.output;
+  // A corrupt model file.
+  {
+    std::ofstream bad(dir / "bad.safetensors", std::ios::binary);
+    bad << "not a safetensors file";
+  }
+  r = run(kPredict + " unet --model " + quoted(dir / "bad.safetensors") + " --out " + quoted(dir / "p") + " x.png", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("bad.safetensors"), std::string::npos) << r.output;
+  // An unknown mode, and a missing image.
+  r = run(kPredict + " resnet", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("unknown mode"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tessera

@@ -1,0 +1,307 @@
+// train_unet: trains the U-Net of the 2015 paper — weighted pixel-wise cross-entropy (class balance
+// + the touching-cell border term), SGD with high momentum, elastic/rigid/gray augmentation, one
+// large tile per step — on synthetic touching cells (the default) or on a folder of images and
+// label masks. Prints a progress line, writes metrics.jsonl, validation previews and atomic
+// checkpoints into --out.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/augment.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "data/weight_map.h"
+#include "drivers/args.h"
+#include "drivers/common.h"
+#include "eval/segmentation.h"
+#include "optim/checkpoint.h"
+#include "tessera.h"
+
+namespace fs = std::filesystem;
+using namespace tessera;
+
+namespace {
+
+// Dataset view of a range of another dataset's indices (train/validation split of a folder).
+class Subset : public Dataset {
+ public:
+  Subset(std::shared_ptr<const Dataset> base, int64_t begin, int64_t end) : base_(std::move(base)), begin_(begin), end_(end) {}
+  int64_t size() const override { return end_ - begin_; }
+  Sample get(int64_t i) const override { return base_->get(begin_ + i); }
+  std::string describe(int64_t i) const override { return base_->describe(begin_ + i); }
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  int64_t begin_, end_;
+};
+
+// Instances for the weight map: the dataset's own, or the connected components of the foreground
+// (folder data separates touching cells by background borders, as the ISBI data does).
+Tensor instances_of(const Sample& s) {
+  if (s.instances.defined()) return s.instances;
+  return connected_components(gt(s.mask, 0.0));
+}
+
+struct Tile {
+  int64_t in, out, margin;
+};
+
+// A random training tile: input [C, in, in] with mirrored context, target and weights [out, out]
+// (pixels beyond the image are ignored).
+Sample crop_tile(const Sample& s, const Tile& t, DataRng& rng) {
+  const int64_t H = s.image.size(1), W = s.image.size(2);
+  const int64_t oy = H > t.out ? rng.randint(0, H - t.out + 1) : 0, ox = W > t.out ? rng.randint(0, W - t.out + 1) : 0;
+  const int64_t extra_h = std::max<int64_t>(0, oy + t.out - H), extra_w = std::max<int64_t>(0, ox + t.out - W);
+  Sample r;
+  r.image = mirror_pad(s.image, t.margin, t.margin + extra_h, t.margin, t.margin + extra_w).narrow(1, oy, t.in).narrow(2, ox, t.in).contiguous();
+  Tensor mask = pad(s.mask, {0, extra_w, 0, extra_h}, "constant", -100.0);
+  Tensor weight = pad(s.weight, {0, extra_w, 0, extra_h}, "constant", 0.0);
+  r.mask = mask.narrow(0, oy, t.out).narrow(1, ox, t.out).contiguous();
+  r.weight = weight.narrow(0, oy, t.out).narrow(1, ox, t.out).contiguous();
+  r.name = s.name;
+  return r;
+}
+
+struct ValResult {
+  double iou_fg = 0, dice_fg = 0, pixel_err = 0, rand_err = 0, f1 = 0;
+  int64_t cells = 0, matched = 0, merged = 0, predicted = 0;
+  Tensor preview;
+};
+
+ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, int64_t num_classes) {
+  net.eval();
+  ValResult r;
+  std::vector<Tensor> preds, targets;
+  double rand_sum = 0;
+  for (int64_t i = 0; i < val.size(); ++i) {
+    Sample s = val.get(i);
+    Tensor logits = predict_tiled(net, s.image.to(dev), out_tile);
+    Tensor pred = argmax(logits, 1).squeeze(0).cpu();
+    preds.push_back(pred.flatten());
+    targets.push_back(s.mask.flatten());
+    const Tensor inst = instances_of(s);
+    InstanceScore sc = instance_score(gt(pred, 0.0), inst);
+    r.cells += sc.true_cells;
+    r.matched += sc.matched;
+    r.merged += sc.merged;
+    r.predicted += sc.predicted;
+    rand_sum += rand_error(connected_components(gt(pred, 0.0)), inst);
+    if (i == 0) {
+      Tensor prob = softmax(logits, 1).select(0, 0).narrow(0, num_classes - 1, 1).cpu();
+      Tensor weight = unet_weight_map(s.mask, inst, num_classes);
+      r.preview = driver::panel({s.image, driver::overlay(s.image, pred), prob, driver::label_image(s.mask, num_classes),
+                                 div(weight, amax(weight).item<float>()).unsqueeze(0)});
+    }
+  }
+  Tensor p = cat(preds), t = cat(targets);
+  const auto iou = iou_per_class(p, t, num_classes);
+  const auto dice = dice_per_class(p, t, num_classes);
+  double iou_fg = 0, dice_fg = 0;
+  for (int64_t c = 1; c < num_classes; ++c) {
+    iou_fg += iou[c] / static_cast<double>(num_classes - 1);
+    dice_fg += dice[c] / static_cast<double>(num_classes - 1);
+  }
+  r.iou_fg = iou_fg;
+  r.dice_fg = dice_fg;
+  r.pixel_err = pixel_error(p, t);
+  r.rand_err = rand_sum / static_cast<double>(val.size());
+  const double prec = r.predicted ? static_cast<double>(r.matched) / r.predicted : 0, rec = r.cells ? static_cast<double>(r.matched) / r.cells : 0;
+  r.f1 = prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0;
+  net.train();
+  return r;
+}
+
+int run(int argc, char** argv) {
+  cli::Args args("train_unet", "Train the 2015 U-Net on synthetic touching cells (default) or a folder of images + masks.");
+  args.flag("synthetic", "train on synthetic touching cells (the default when --data is not given)")
+      .option("data", "", "a folder with images/ and masks/ (label PNGs, values 0..classes-1); val/images, val/masks if present")
+      .option("classes", "2", "number of classes")
+      .option("width", "64", "channels of the first level (the paper: 64)")
+      .option("depth", "4", "poolings (the paper: 4)")
+      .flag("batch-norm", "batch normalisation after each 3x3 convolution")
+      .option("tile", "572", "input tile size (output = tile - 2 * margin; the paper: 572 -> 388)")
+      .option("batch", "1", "tiles per step (the paper: 1 large tile)")
+      .option("iters", "2000", "training steps")
+      .option("optimizer", "adam", "adam, or sgd (the paper: SGD with momentum 0.99; see the README on its stability)")
+      .option("lr", "0.001", "learning rate")
+      .option("momentum", "0.99", "SGD momentum (the paper: 0.99)")
+      .option("clip", "0", "clip the gradients' joint norm to this (0: off)")
+      .option("warmup", "0", "steps of linear learning-rate warm-up from 1%")
+      .option("weight-decay", "0", "L2 weight decay")
+      .option("w0", "10", "weight of the border term of the weight map")
+      .option("sigma", "5", "width (pixels) of the border term")
+      .option("elastic", "10", "elastic deformation: displacement std (pixels) on a 3x3 grid; 0 = off")
+      .option("train-images", "1000", "synthetic training images")
+      .option("val-images", "8", "synthetic validation images")
+      .option("image-size", "256", "synthetic image size")
+      .option("val-every", "250", "validate every N steps (and at the end)")
+      .option("log-every", "10", "progress line every N steps")
+      .option("save-every", "500", "checkpoint every N steps (and at the end)")
+      .option("workers", "2", "data-loading threads")
+      .option("device", "cpu", "cpu or cuda[:N]")
+      .option("threads", "", "CPU threads (default: TESSERA_NUM_THREADS or all cores)")
+      .option("seed", "1", "random seed")
+      .option("out", "runs/unet", "output folder")
+      .option("resume", "", "a checkpoint to continue from");
+  args.parse(argc, argv);
+  if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
+  const Device dev(args.str("device"));
+  TS_CHECK(!dev.is_cuda() || cuda::is_available(), "train_unet: --device ", dev, " but CUDA is unavailable: ", cuda::unavailable_reason());
+  const uint64_t seed = static_cast<uint64_t>(args.integer("seed"));
+  manual_seed(seed);
+
+  UNetOptions o;
+  o.num_classes = args.integer("classes");
+  o.width = args.integer("width");
+  o.depth = args.integer("depth");
+  o.batch_norm = args.has("batch-norm");
+  const bool synthetic = !args.has("data");
+  std::shared_ptr<const Dataset> train_ds, val_ds;
+  if (synthetic) {
+    const int64_t size = args.integer("image-size");
+    train_ds = std::make_shared<SyntheticCells>(args.integer("train-images"), seed, size, size);
+    val_ds = std::make_shared<SyntheticCells>(args.integer("val-images"), seed + 1000003, size, size);
+  } else {
+    const fs::path dir = args.str("data");
+    auto all = std::make_shared<ImageMaskFolder>((dir / "images").string(), (dir / "masks").string());
+    if (fs::is_directory(dir / "val" / "images")) {
+      train_ds = all;
+      val_ds = std::make_shared<ImageMaskFolder>((dir / "val" / "images").string(), (dir / "val" / "masks").string());
+    } else {
+      const int64_t n_val = std::max<int64_t>(1, all->size() / 10);
+      TS_CHECK(all->size() >= 2, "train_unet: need at least 2 images in ", dir.string(), " (one is held out for validation)");
+      train_ds = std::make_shared<Subset>(all, 0, all->size() - n_val);
+      val_ds = std::make_shared<Subset>(all, all->size() - n_val, all->size());
+    }
+    o.in_channels = train_ds->get(0).image.size(0);
+  }
+  UNet net(o);
+  Tile tile;
+  tile.in = args.integer("tile");
+  tile.out = net.output_size(tile.in);  // an Error with the nearest valid sizes for a bad --tile
+  tile.margin = (tile.in - tile.out) / 2;
+  net.to(dev);
+  std::unique_ptr<Optimizer> opt_ptr;
+  if (args.str("optimizer") == "sgd")
+    opt_ptr = std::make_unique<SGD>(net.parameters(),
+                                    SGDOptions{args.number("lr"), args.number("momentum"), 0.0, args.number("weight-decay")});
+  else if (args.str("optimizer") == "adam")
+    opt_ptr = std::make_unique<Adam>(net.parameters(), AdamOptions{args.number("lr"), 0.9, 0.999, 1e-8, args.number("weight-decay")});
+  else
+    TS_ERROR("--optimizer must be sgd or adam, not '", args.str("optimizer"), "'");
+  Optimizer& opt = *opt_ptr;
+  const double clip = args.number("clip");
+  const Schedule schedule = Schedule::warmup_linear(args.integer("warmup"), 0.01);
+  const fs::path out = args.str("out");
+  fs::create_directories(out);
+  // The first validation image, so that `predict unet` has a picture to try.
+  write_png((out / "val_example.png").string(), val_ds->get(0).image);
+  int64_t start = 0;
+  if (args.has("resume")) {
+    start = load_checkpoint(args.str("resume"), net, opt).step;
+    std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(start));
+  }
+  const int64_t iters = args.integer("iters"), num_classes = o.num_classes;
+  const double w0 = args.number("w0"), sigma = args.number("sigma");
+  UnetAugmentOptions aug;
+  aug.elastic_sigma = args.number("elastic");
+  LoaderOptions lo;
+  lo.batch_size = args.integer("batch");
+  lo.seed = seed;
+  lo.workers = static_cast<int>(args.integer("workers"));
+  DataLoader loader(train_ds, lo, [&](Sample s, DataRng& rng) {
+    s.weight = unet_weight_map(s.mask, instances_of(s), num_classes, w0, sigma);
+    return crop_tile(augment_unet(s, rng, aug), tile, rng);
+  });
+  std::printf("U-Net: width %lld, depth %lld, %lld parameters, tile %lld -> %lld, %s, %lld CPU threads; %lld training / %lld "
+              "validation images\n",
+              (long long)o.width, (long long)o.depth, (long long)net.num_parameters(), (long long)tile.in, (long long)tile.out,
+              dev.str().c_str(), (long long)num_threads(), (long long)train_ds->size(), (long long)val_ds->size());
+  driver::JsonLines metrics((out / "metrics.jsonl").string(), start > 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  int64_t epoch = start * lo.batch_size / std::max<int64_t>(1, train_ds->size()), images = 0;
+  loader.start_epoch(epoch);
+  double loss_sum = 0;
+  int64_t loss_n = 0;
+  ValResult last_val;
+  for (int64_t step = start; step < iters; ++step) {
+    auto batch = loader.next();
+    if (!batch) {
+      loader.start_epoch(++epoch);
+      batch = loader.next();
+    }
+    std::vector<Tensor> xs, ts, ws;
+    for (const Sample& s : *batch) {
+      xs.push_back(s.image);
+      ts.push_back(s.mask);
+      ws.push_back(s.weight);
+    }
+    Tensor x = stack(xs).to(dev), t = stack(ts).to(dev), w = stack(ws).to(dev);
+    opt.set_lr(schedule.lr(args.number("lr"), step));
+    opt.zero_grad();
+    Tensor loss = pixel_weighted_cross_entropy(net.forward(x), t, w);
+    loss.backward();
+    if (clip > 0) clip_grad_norm(net.parameters(), clip);
+    opt.step();
+    const double l = loss.item<float>();
+    TS_CHECK(std::isfinite(l), "train_unet: the loss became ", l, " at step ", step, " (try a lower --lr or --warmup)");
+    loss_sum += l;
+    ++loss_n;
+    images += static_cast<int64_t>(batch->size());
+    const bool last = step + 1 == iters;
+    if ((step + 1) % args.integer("log-every") == 0 || last) {
+      const double secs = elapsed(), rate = static_cast<double>(images) / std::max(secs, 1e-9);
+      const double eta = static_cast<double>(iters - step - 1) * secs / static_cast<double>(step + 1 - start);
+      std::printf("iter %6lld/%lld | loss %.4f | %.2f img/s | lr %.2e | elapsed %s | eta %s\n", (long long)(step + 1),
+                  (long long)iters, loss_sum / static_cast<double>(loss_n), rate, opt.lr(), cli::format_duration(secs).c_str(),
+                  cli::format_duration(eta).c_str());
+      std::fflush(stdout);
+      metrics.write({{"iter", double(step + 1)}, {"loss", loss_sum / double(loss_n)}, {"images_per_s", rate}, {"lr", opt.lr()},
+                     {"elapsed_s", secs}});
+      loss_sum = 0;
+      loss_n = 0;
+    }
+    if ((step + 1) % args.integer("val-every") == 0 || last) {
+      last_val = validate(net, *val_ds, tile.out, dev, num_classes);
+      std::printf("  validation @%lld: IoU(cells) %.4f | Dice %.4f | pixel error %.4f | Rand error %.4f | cells %lld, "
+                  "matched %lld, merged %lld, instance F1 %.3f\n",
+                  (long long)(step + 1), last_val.iou_fg, last_val.dice_fg, last_val.pixel_err, last_val.rand_err,
+                  (long long)last_val.cells, (long long)last_val.matched, (long long)last_val.merged, last_val.f1);
+      std::fflush(stdout);
+      metrics.write({{"iter", double(step + 1)}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
+                     {"val_pixel_error", last_val.pixel_err}, {"val_rand_error", last_val.rand_err},
+                     {"val_instance_f1", last_val.f1}, {"val_cells", double(last_val.cells)},
+                     {"val_matched", double(last_val.matched)}, {"val_merged", double(last_val.merged)}});
+      write_png((out / ("preview_" + std::to_string(step + 1) + ".png")).string(), last_val.preview);
+    }
+    if ((step + 1) % args.integer("save-every") == 0 || last) {
+      TrainingState st{step + 1, driver::unet_metadata(o)};
+      st.extra["unet.tile"] = std::to_string(tile.in);
+      save_checkpoint((out / "checkpoint.safetensors").string(), net, opt, st);
+    }
+  }
+  auto meta = driver::unet_metadata(o);
+  meta["unet.tile"] = std::to_string(tile.in);
+  save_module(net, (out / "model.safetensors").string(), meta);
+  driver::write_json((out / "summary.json").string(), {{"iters", double(iters)}, {"seconds", elapsed()}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
+                 {"val_rand_error", last_val.rand_err}, {"val_instance_f1", last_val.f1}, {"val_merged", double(last_val.merged)},
+                 {"parameters", double(net.num_parameters())}},
+                {{"model", (out / "model.safetensors").string()}});
+  std::printf("done in %s: validation IoU(cells) %.4f, instance F1 %.3f (%lld of %lld cells matched, %lld merged). Model: %s\n",
+              cli::format_duration(elapsed()).c_str(), last_val.iou_fg, last_val.f1, (long long)last_val.matched,
+              (long long)last_val.cells, (long long)last_val.merged, (out / "model.safetensors").string().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const tessera::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
