@@ -19,5 +19,6 @@ inline Device device_of(const benchmark::State& state) { return state.range(0) =
 void register_core(const std::vector<int64_t>& devices);
 void register_vision(const std::vector<int64_t>& devices);
 void register_data();
+void register_models(const std::vector<int64_t>& devices);
 
 }  // namespace tessera::bench

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   tessera::bench::register_core(devices);
   tessera::bench::register_vision(devices);
   tessera::bench::register_data();
+  tessera::bench::register_models(devices);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

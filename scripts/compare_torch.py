@@ -62,7 +62,8 @@ def torch_case(name, args, device):
         n = args["n"]
         a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
         return lambda: a @ b
-    return vision_case(name, args, device)
+    fn = vision_case(name, args, device)
+    return fn if fn is not None else model_case(name, args, device)
 
 
 def fwd_or_fwdbwd(fn, leaves, backward):
@@ -119,6 +120,75 @@ def vision_case(name, args, device):
         x = torch.randn(1, 64, 568, 568, device=device)
         return lambda: F.max_pool2d(x, 2)
     return None
+
+
+def torch_unet(width, depth=4, in_channels=1, classes=2):
+    """The 2015 U-Net as models/unet.cpp builds it: unpadded 3x3 convolutions, 2x2 up-convolutions,
+    crop-and-concatenate, a 1x1 head (no dropout: the benchmark times the same work on both sides)."""
+    import torch
+    import torch.nn as nn
+
+    def double(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3), nn.ReLU(inplace=True))
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            chans = [width << l for l in range(depth + 1)]
+            self.enc = nn.ModuleList([double(in_channels if l == 0 else chans[l - 1], chans[l]) for l in range(depth)])
+            self.bottom = double(chans[depth - 1], chans[depth])
+            self.up = nn.ModuleList([nn.ConvTranspose2d(chans[l + 1], chans[l], 2, 2) for l in reversed(range(depth))])
+            self.dec = nn.ModuleList([double(2 * chans[l], chans[l]) for l in reversed(range(depth))])
+            self.head = nn.Conv2d(width, classes, 1)
+
+        def forward(self, x):
+            skips = []
+            for block in self.enc:
+                x = block(x)
+                skips.append(x)
+                x = torch.nn.functional.max_pool2d(x, 2)
+            x = self.bottom(x)
+            for up, block, skip in zip(self.up, self.dec, reversed(skips)):
+                x = up(x)
+                o = (skip.shape[-1] - x.shape[-1]) // 2
+                x = block(torch.cat([skip[..., o:o + x.shape[-2], o:o + x.shape[-1]], x], 1))
+            return self.head(x)
+
+    return UNet()
+
+
+def model_case(name, args, device):
+    import torch
+    import torch.nn.functional as F
+
+    if name not in ("BM_UNetTrainStep", "BM_UNetInference"):
+        return None
+    net = torch_unet(args["width"]).to(device)
+    tile, batch = args["tile"], args["batch"]
+    x = torch.randn(batch, 1, tile, tile, device=device)
+    with torch.no_grad():
+        out = net(x[:1]).shape[-1]
+    target = torch.randint(0, 2, (batch, out, out), device=device)
+    weight = torch.rand(batch, out, out, device=device) * 2.5 + 0.5
+    if name == "BM_UNetInference":
+        net.eval()
+
+        def infer():
+            with torch.no_grad():
+                return net(x)
+
+        return infer
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.99)
+
+    def step():
+        with torch.enable_grad():
+            opt.zero_grad()
+            loss = (F.cross_entropy(net(x), target, reduction="none") * weight).mean()
+            loss.backward()
+            opt.step()
+        return loss
+
+    return step
 
 
 def parse(bench_name):
