@@ -2,6 +2,8 @@
 #include "autograd/op_helpers.h"
 #include "kernels/nms.h"
 
+#include <map>
+
 namespace tessera {
 
 namespace {
@@ -33,9 +35,25 @@ Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs
   TS_CHECK(idxs.device() == boxes.device(), "batched_nms: idxs are on ", idxs.device(), " but boxes on ", boxes.device());
   if (boxes.size(0) == 0) return raw::empty({0}, DType::Int64, boxes.device());
   NoGradGuard no_grad;
-  // Offsetting each category by more than the largest coordinate separates them completely.
-  Tensor offsets = mul(idxs.to(boxes.dtype()), add(max(boxes), 1.0));
-  return nms(add(boxes, offsets.unsqueeze(1)), scores, iou_threshold);
+  // torchvision's rule, so that results match it to the last box: above 1000 boxes (5000 on CUDA)
+  // one NMS per category; below, one NMS with each category offset by more than the largest
+  // coordinate (the offsets round coordinates slightly, so the two can differ at the threshold).
+  if (boxes.numel() <= (boxes.device().is_cuda() ? 20000 : 4000)) {
+    Tensor offsets = mul(idxs.to(boxes.dtype()), add(max(boxes), 1.0));
+    return nms(add(boxes, offsets.unsqueeze(1)), scores, iou_threshold);
+  }
+  const std::vector<int64_t> ids = idxs.to(kCPU).to(kInt64).to_vector<int64_t>();
+  std::map<int64_t, std::vector<int64_t>> members;
+  for (size_t i = 0; i < ids.size(); ++i) members[ids[i]].push_back(static_cast<int64_t>(i));
+  std::vector<Tensor> kept;
+  for (const auto& [id, rows] : members) {
+    Tensor index = from_vector(rows, {static_cast<int64_t>(rows.size())}, boxes.device());
+    Tensor k = nms(index_select(boxes, 0, index), index_select(scores, 0, index), iou_threshold);
+    kept.push_back(index_select(index, 0, k));
+  }
+  // Ascending index order (torch.where on the keep mask), then by decreasing score.
+  Tensor keep = sort(cat(kept), 0, false).first;
+  return index_select(keep, 0, argsort(index_select(scores, 0, keep), 0, true));
 }
 
 Tensor box_area(const Tensor& boxes) {

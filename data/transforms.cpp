@@ -24,8 +24,10 @@ std::pair<int64_t, int64_t> detection_resize_size(int64_t h, int64_t w, double m
   TS_CHECK(h > 0 && w > 0 && min_size > 0 && max_size > 0, "detection resize: sizes must be positive");
   // torchvision: scale = torch.min(self_min_size / min_side, self_max_size / max_side) in float32,
   // then interpolate(scale_factor=scale.item(), recompute_scale_factor=True): floor(side * scale).
+  // A Python number divided by a tensor is reciprocal(tensor) * number in PyTorch: 160 / 100 gives
+  // 1.5999999 (not 1.6000000), and a 150 x 100 image becomes 239 x 159.
   const float min_side = static_cast<float>(std::min(h, w)), max_side = static_cast<float>(std::max(h, w));
-  const float scale = std::min(static_cast<float>(min_size) / min_side, static_cast<float>(max_size) / max_side);
+  const float scale = std::min((1.0f / min_side) * static_cast<float>(min_size), (1.0f / max_side) * static_cast<float>(max_size));
   const double s = static_cast<double>(scale);
   return {static_cast<int64_t>(std::floor(static_cast<double>(h) * s)), static_cast<int64_t>(std::floor(static_cast<double>(w) * s))};
 }

@@ -54,6 +54,8 @@ class FrozenBatchNorm2d : public Module {
  public:
   explicit FrozenBatchNorm2d(int64_t num_features, double eps = 1e-5);
   Tensor forward(const Tensor& x) override;
+  // A BatchNorm2d checkpoint loads as it is (torchvision drops the counter the same way).
+  std::vector<std::string> ignored_state_keys() const override { return {"num_batches_tracked"}; }
   Tensor weight, bias, running_mean, running_var;
   double eps;
 };

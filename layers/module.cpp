@@ -51,6 +51,11 @@ void Module::collect_slots(const std::string& prefix, std::vector<std::pair<std:
   for (const auto& [n, m] : children_) m->collect_slots(prefix + n + ".", out);
 }
 
+void Module::collect_ignored(const std::string& prefix, std::vector<std::string>& out) const {
+  for (const std::string& k : ignored_state_keys()) out.push_back(prefix + k);
+  for (const auto& [n, m] : children_) m->collect_ignored(prefix + n + ".", out);
+}
+
 NamedTensors Module::named_parameters(bool recurse) const {
   NamedTensors out;
   collect("", true, false, recurse, out);
@@ -101,6 +106,9 @@ LoadResult Module::load_state_dict(const std::map<std::string, Tensor>& state, b
       mismatches << "\n  size mismatch for " << name << ": copying a param with shape " << shape_str(it->second.shape())
                  << ", the shape in the current model is " << shape_str(slot->shape());
   }
+  std::vector<std::string> ignored;
+  collect_ignored("", ignored);
+  known.insert(ignored.begin(), ignored.end());
   for (const auto& [name, t] : state)
     if (!known.count(name)) result.unexpected_keys.push_back(name);
   std::ostringstream problems;

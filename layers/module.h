@@ -61,6 +61,9 @@ class Module {
   // Registers a member tensor; parameters are made leaves that require grad (unless frozen).
   Tensor& register_parameter(const std::string& name, Tensor* t, bool requires_grad = true);
   Tensor& register_buffer(const std::string& name, Tensor* t);
+  // Keys (local names) that load_state_dict accepts and drops, as a PyTorch module's
+  // _load_from_state_dict may: FrozenBatchNorm2d takes a BatchNorm2d's num_batches_tracked.
+  virtual std::vector<std::string> ignored_state_keys() const { return {}; }
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     check_name(name);
@@ -72,6 +75,7 @@ class Module {
   void check_name(const std::string& name) const;
   void collect(const std::string& prefix, bool params, bool buffers, bool recurse, NamedTensors& out) const;
   void collect_slots(const std::string& prefix, std::vector<std::pair<std::string, Tensor*>>& out) const;
+  void collect_ignored(const std::string& prefix, std::vector<std::string>& out) const;
 
   std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

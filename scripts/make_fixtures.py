@@ -11,6 +11,7 @@ torch/torchvision versions that produced them. Run from the repository root:
 The C++ tests only read these files; nothing here is needed to build or test.
 """
 import json
+import sys
 import math
 import os
 import shutil
@@ -382,7 +383,28 @@ def transform_fixtures():
     op.close()
 
 
+def resize_size_fixtures():
+    """The resized sizes GeneralizedRCNNTransform picks for many (h, w, min_size, max_size): the
+    float32 arithmetic (a Python number divided by a tensor is a reciprocal and a product) decides
+    the last pixel."""
+    from torchvision.models.detection.transform import _resize_image_and_masks
+
+    op = Op("detection_resize_sizes")
+    rows = []
+    for min_size, max_size in [(160, 256), (800, 1333), (100, 160), (512, 512)]:
+        for h in list(range(37, 301, 7)) + [480, 500, 640]:
+            for w in (50, 99, 100, 128, 150, 333, 427, 640):
+                out, _ = _resize_image_and_masks(torch.zeros(1, h, w), float(min_size), float(max_size))
+                rows.append([h, w, min_size, max_size, out.shape[-2], out.shape[-1]])
+    op.add("grid", {"columns": ["h", "w", "min_size", "max_size", "out_h", "out_w"]},
+           {"rows": torch.tensor(rows, dtype=torch.int64)})
+    op.close()
+
+
 def main():
+    if sys.argv[1:] == ["--only-resize-sizes"]:
+        resize_size_fixtures()
+        return
     torch.manual_seed(0)
     conv_fixtures()
     pool_norm_fixtures()
@@ -391,6 +413,7 @@ def main():
     loss_fixtures()
     module_fixtures()
     transform_fixtures()
+    resize_size_fixtures()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {ROOT} ({total / 1024:.0f} KiB) with", VERSIONS)
 

@@ -41,7 +41,9 @@ TEST(SyntheticShapes, DeterministicAndConsistent) {
       EXPECT_TRUE(label >= 1 && label <= 3);
     }
     // Occlusion: no pixel belongs to two instances.
-    if (k > 0) EXPECT_LE(amax(sum(a.masks.to(kInt64), {0})).item<int64_t>(), 1);
+    if (k > 0) {
+      EXPECT_LE(amax(sum(a.masks.to(kInt64), {0})).item<int64_t>(), 1);
+    }
   }
   EXPECT_FALSE(test::equal(ds.get(0).image, ds.get(1).image));
   EXPECT_FALSE(test::equal(SyntheticShapes(20, 6).get(0).image, ds.get(0).image));
@@ -69,7 +71,9 @@ TEST(SyntheticCells, TouchingCellsAreSeparatedInTheMask) {
       }
     // The mask is the cells minus borders: never foreground outside a cell.
     for (int64_t p = 0; p < 256 * 256; ++p)
-      if (inst[p] == 0) ASSERT_EQ(mask[p], 0);
+      if (inst[p] == 0) {
+        ASSERT_EQ(mask[p], 0);
+      }
   }
   EXPECT_GT(touching, 100) << "the synthetic cells should often touch";
 }
@@ -213,6 +217,24 @@ TEST(DetectionTransform, MatchesGeneralizedRCNNTransform) {
   }
   EXPECT_THROW(normalize_image(zeros({3, 4, 4}), {0.5, 0.5}, {1, 1}), Error);
   EXPECT_THROW(batch_images({zeros({3, 4, 4}), zeros({1, 4, 4})}), Error);
+}
+
+TEST(DetectionTransform, ResizedSizesMatchTorchvisionToThePixel) {
+  // Every (h, w, min_size, max_size) of the grid that scripts/make_fixtures.py ran through
+  // torchvision's _resize_image_and_masks, e.g. 150 x 100 at (160, 256) -> 239 x 159.
+  const Tensor rows = load_npy(test::data_path("torch/detection_resize_sizes/grid/rows.npy"));
+  ASSERT_EQ(rows.size(1), 6);
+  const std::vector<int64_t> v = rows.to_vector<int64_t>();
+  int mismatches = 0;
+  for (int64_t r = 0; r < rows.size(0); ++r) {
+    const int64_t* x = &v[static_cast<size_t>(r * 6)];
+    const auto [h, w] = detection_resize_size(x[0], x[1], static_cast<double>(x[2]), static_cast<double>(x[3]));
+    if (h != x[4] || w != x[5])
+      ADD_FAILURE() << x[0] << " x " << x[1] << " at (" << x[2] << ", " << x[3] << "): " << h << " x " << w << ", torchvision "
+                    << x[4] << " x " << x[5] << (++mismatches > 10 ? " (stopping)" : "");
+    if (mismatches > 10) break;
+  }
+  EXPECT_GT(rows.size(0), 1000);
 }
 
 // ---- loader

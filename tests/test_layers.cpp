@@ -93,6 +93,29 @@ TEST(Module, LoadStateDictReportsMissingUnexpectedAndMismatches) {
   EXPECT_EQ(sum(net.conv->weight).item<float>(), 108.f);
 }
 
+TEST(Module, FrozenBatchNormLoadsABatchNormCheckpointAndMatchesItsEvalForward) {
+  // A BatchNorm2d state (with num_batches_tracked) loads into FrozenBatchNorm2d, as torchvision's
+  // pretrained detection backbones do, and the frozen layer computes the BatchNorm's eval forward.
+  BatchNorm2d bn(5);
+  Generator g(4);
+  NoGradGuard no_grad;
+  bn.weight.copy_(uniform({5}, 0.5, 1.5, kFloat32, &g));
+  bn.bias.copy_(randn({5}, kFloat32, &g));
+  bn.running_mean.copy_(randn({5}, kFloat32, &g));
+  bn.running_var.copy_(uniform({5}, 0.2, 3.0, kFloat32, &g));
+  FrozenBatchNorm2d frozen(5);
+  const LoadResult r = frozen.load_state_dict(bn.state_dict_map());
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(frozen.state_dict().size(), 4u);  // the counter is dropped, not kept
+  bn.eval();
+  Tensor x = randn({2, 5, 3, 4}, kFloat32, &g);
+  EXPECT_TRUE(close(frozen.forward(x), bn.forward(x), 1e-6, 1e-6));
+  // Other unexpected keys are still errors.
+  auto sd = bn.state_dict_map();
+  sd["num_batches"] = zeros({1});
+  EXPECT_THROW(frozen.load_state_dict(sd), Error);
+}
+
 TEST(Module, TrainEvalZeroGradToDtypeAndSequential) {
   auto seq = std::make_shared<Sequential>();
   seq->push_back(std::make_shared<Linear>(3, 4));

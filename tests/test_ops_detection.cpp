@@ -180,22 +180,25 @@ TEST(Nms, TiesIdenticalAndZeroAreaBoxes) {
 }
 
 TEST(Nms, BatchedKeepsCategoriesApart) {
-  auto [boxes, scores] = random_boxes(300, 12);
-  Tensor idxs = randint(0, 3, {300});
-  std::vector<int64_t> got = batched_nms(boxes, scores, idxs, 0.5).to_vector<int64_t>();
-  // Reference: NMS per category, merged by decreasing score (ties by index).
-  const std::vector<int64_t> cat_v = idxs.to_vector<int64_t>();
-  std::vector<int64_t> want;
-  for (int64_t k = 0; k < 3; ++k) {
-    std::vector<int64_t> members;
-    for (int64_t i = 0; i < 300; ++i)
-      if (cat_v[i] == k) members.push_back(i);
-    Tensor mi = from_vector<int64_t>(members);
-    for (int64_t j : nms_ref(index_select(boxes, 0, mi), index_select(scores, 0, mi), 0.5)) want.push_back(members[j]);
+  // 300 boxes take the coordinate-offset path, 2500 the per-category path (torchvision's split).
+  for (int64_t n : {300, 2500}) {
+    auto [boxes, scores] = random_boxes(n, 12);
+    Tensor idxs = randint(0, 3, {n});
+    std::vector<int64_t> got = batched_nms(boxes, scores, idxs, 0.5).to_vector<int64_t>();
+    // Reference: NMS per category, merged by decreasing score (ties by index).
+    const std::vector<int64_t> cat_v = idxs.to_vector<int64_t>();
+    std::vector<int64_t> want;
+    for (int64_t k = 0; k < 3; ++k) {
+      std::vector<int64_t> members;
+      for (int64_t i = 0; i < n; ++i)
+        if (cat_v[i] == k) members.push_back(i);
+      Tensor mi = from_vector<int64_t>(members);
+      for (int64_t j : nms_ref(index_select(boxes, 0, mi), index_select(scores, 0, mi), 0.5)) want.push_back(members[j]);
+    }
+    const std::vector<float> s = scores.to_vector<float>();
+    std::stable_sort(want.begin(), want.end(), [&](int64_t a, int64_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
+    EXPECT_EQ(got, want) << n << " boxes";
   }
-  const std::vector<float> s = scores.to_vector<float>();
-  std::stable_sort(want.begin(), want.end(), [&](int64_t a, int64_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
-  EXPECT_EQ(got, want);
 }
 
 TEST(Nms, CudaMatchesCpu) {

@@ -1,0 +1,147 @@
+// ResNet: basic and bottleneck blocks, the stem, stages and the trainable-stage rule.
+#include "models/resnet.h"
+
+#include <string>
+
+#include "layers/init.h"
+
+namespace tessera {
+
+namespace {
+
+std::shared_ptr<Module> make_norm(int64_t channels, bool frozen) {
+  if (frozen) return std::make_shared<FrozenBatchNorm2d>(channels);
+  return std::make_shared<BatchNorm2d>(channels);
+}
+
+// torchvision's ResNet init: kaiming_normal_(fan_out, relu) for convolutions; norms at (1, 0).
+std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad, Generator* gen) {
+  auto c = std::make_shared<Conv2d>(in, out, k, stride, pad, 1, 1, false, gen);
+  init::kaiming_normal_(c->weight, "fan_out", gen);
+  return c;
+}
+
+// The paper's convolution block shortcut: 1x1 convolution (with the block's stride) + norm.
+std::shared_ptr<Sequential> make_downsample(int64_t in, int64_t out, int64_t stride, bool frozen, Generator* gen) {
+  auto d = std::make_shared<Sequential>();
+  d->push_back(make_conv(in, out, 1, stride, 0, gen));
+  d->push_back(make_norm(out, frozen));
+  return d;
+}
+
+struct BasicBlock : Module {
+  static constexpr int64_t kExpansion = 1;
+  std::shared_ptr<Conv2d> conv1, conv2;
+  std::shared_ptr<Module> bn1, bn2;
+  std::shared_ptr<Sequential> downsample;
+  BasicBlock(int64_t in, int64_t planes, int64_t stride, bool frozen, Generator* gen) {
+    conv1 = register_module("conv1", make_conv(in, planes, 3, stride, 1, gen));
+    bn1 = register_module("bn1", make_norm(planes, frozen));
+    conv2 = register_module("conv2", make_conv(planes, planes, 3, 1, 1, gen));
+    bn2 = register_module("bn2", make_norm(planes, frozen));
+    if (stride != 1 || in != planes) downsample = register_module("downsample", make_downsample(in, planes, stride, frozen, gen));
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = relu(bn1->forward(conv1->forward(x)));
+    y = bn2->forward(conv2->forward(y));
+    return relu(add(y, downsample ? downsample->forward(x) : x));
+  }
+};
+
+struct Bottleneck : Module {
+  static constexpr int64_t kExpansion = 4;
+  std::shared_ptr<Conv2d> conv1, conv2, conv3;
+  std::shared_ptr<Module> bn1, bn2, bn3;
+  std::shared_ptr<Sequential> downsample;
+  Bottleneck(int64_t in, int64_t planes, int64_t stride, bool frozen, Generator* gen) {
+    const int64_t out = planes * kExpansion;
+    conv1 = register_module("conv1", make_conv(in, planes, 1, 1, 0, gen));
+    bn1 = register_module("bn1", make_norm(planes, frozen));
+    conv2 = register_module("conv2", make_conv(planes, planes, 3, stride, 1, gen));
+    bn2 = register_module("bn2", make_norm(planes, frozen));
+    conv3 = register_module("conv3", make_conv(planes, out, 1, 1, 0, gen));
+    bn3 = register_module("bn3", make_norm(out, frozen));
+    if (stride != 1 || in != out) downsample = register_module("downsample", make_downsample(in, out, stride, frozen, gen));
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = relu(bn1->forward(conv1->forward(x)));
+    y = relu(bn2->forward(conv2->forward(y)));
+    y = bn3->forward(conv3->forward(y));
+    return relu(add(y, downsample ? downsample->forward(x) : x));
+  }
+};
+
+std::array<int64_t, 4> blocks_per_stage(int64_t depth) {
+  switch (depth) {
+    case 18: return {2, 2, 2, 2};
+    case 34: return {3, 4, 6, 3};
+    case 50: return {3, 4, 6, 3};
+    case 101: return {3, 4, 23, 3};
+    case 152: return {3, 8, 36, 3};
+  }
+  TS_ERROR("ResNet: depth must be 18, 34, 50, 101 or 152, got ", depth);
+}
+
+}  // namespace
+
+ResNet::ResNet(ResNetOptions o, Generator* gen) : opts_(o) {
+  const std::array<int64_t, 4> blocks = blocks_per_stage(o.depth);
+  TS_CHECK(o.trainable_layers >= 0 && o.trainable_layers <= 5, "ResNet: trainable_layers must be in [0, 5], got ",
+           o.trainable_layers);
+  const bool bottleneck = o.depth >= 50;
+  conv1_ = register_module("conv1", make_conv(3, 64, 7, 2, 3, gen));
+  bn1_ = register_module("bn1", make_norm(64, o.frozen_batch_norm));
+  int64_t in = 64;
+  for (int s = 0; s < 4; ++s) {
+    const int64_t planes = int64_t{64} << s;
+    auto stage = std::make_shared<Sequential>();
+    for (int64_t b = 0; b < blocks[s]; ++b) {
+      const int64_t stride = (b == 0 && s > 0) ? 2 : 1;
+      if (bottleneck) {
+        stage->push_back(std::make_shared<Bottleneck>(in, planes, stride, o.frozen_batch_norm, gen));
+        in = planes * Bottleneck::kExpansion;
+      } else {
+        stage->push_back(std::make_shared<BasicBlock>(in, planes, stride, o.frozen_batch_norm, gen));
+        in = planes * BasicBlock::kExpansion;
+      }
+    }
+    layers_[s] = register_module("layer" + std::to_string(s + 1), stage);
+  }
+  if (o.num_classes > 0) fc_ = register_module("fc", std::make_shared<Linear>(in, o.num_classes, true, gen));
+  // torchvision's rule: of ["layer4", "layer3", "layer2", "layer1", "conv1"] the first
+  // trainable_layers train (all five: bn1 too); every other parameter is frozen.
+  const std::vector<std::string> order = {"layer4", "layer3", "layer2", "layer1", "conv1"};
+  std::vector<std::string> train(order.begin(), order.begin() + o.trainable_layers);
+  if (o.trainable_layers == 5) train.push_back("bn1");
+  if (fc_) train.push_back("fc");
+  for (auto& [name, p] : named_parameters()) {
+    bool trains = false;
+    for (const std::string& prefix : train) trains = trains || name.rfind(prefix, 0) == 0;
+    if (!trains) p.requires_grad_(false);
+  }
+}
+
+std::array<int64_t, 4> ResNet::stage_channels() const {
+  const int64_t e = opts_.depth >= 50 ? 4 : 1;
+  return {64 * e, 128 * e, 256 * e, 512 * e};
+}
+
+std::vector<Tensor> ResNet::features(const Tensor& x) {
+  TS_CHECK(x.dim() == 4 && x.size(1) == 3, "ResNet: input must be [N, 3, H, W], got ", shape_str(x.shape()));
+  Tensor y = relu(bn1_->forward(conv1_->forward(x)));
+  y = max_pool2d(y, 3, 2, 1);
+  std::vector<Tensor> out;
+  for (auto& stage : layers_) {
+    y = stage->forward(y);
+    out.push_back(y);
+  }
+  return out;
+}
+
+Tensor ResNet::forward(const Tensor& x) {
+  TS_CHECK(fc_ != nullptr, "ResNet: forward needs num_classes > 0 (use features() for the backbone)");
+  Tensor c5 = features(x).back();
+  return fc_->forward(mean(c5, {2, 3}));
+}
+
+}  // namespace tessera

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Exports torchvision's maskrcnn_resnet50_fpn for tessera's parity test (tests/test_mask_rcnn.cpp).
+
+    python3 scripts/export_torchvision_maskrcnn.py --out DIR
+
+Writes DIR/weights.safetensors (the model's state_dict under torchvision's own key names) and
+DIR/outputs.safetensors (two fixture images, the transformed batch, the FPN features, the RPN
+proposals, the detections before and after post-processing), plus DIR/meta.json.
+
+The model is maskrcnn_resnet50_fpn(weights=None, weights_backbone=None) from a fixed seed, with
+min_size/max_size reduced so the run is small. Two changes make the comparison meaningful rather
+than vacuous, and neither touches the architecture or the code path:
+  * the batch-norm statistics are set from the fixture images (one training-mode pass with a
+    cumulative average), so activations have a realistic scale through the 50 layers and some
+    classes score above the 0.05 threshold;
+  * the objectness layer is scaled up (x20, --rpn-scale), so that anchors are ranked by clearly
+    separated scores (freshly initialised, their logits are near-tied everywhere, and the top-k and
+    NMS choices would hinge on float rounding).
+
+Without torchvision the script prints why and exits 0 without writing anything; the C++ test then
+skips with that reason. Debian: apt-get install python3-torchvision (torch 1.13 / torchvision 0.14).
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+
+def save_safetensors(path, tensors, metadata=None):
+    """A minimal safetensors writer (the format: u64 header length, JSON header, raw data)."""
+    dtypes = {np.dtype("float32"): "F32", np.dtype("float64"): "F64", np.dtype("int64"): "I64",
+              np.dtype("int32"): "I32", np.dtype("uint8"): "U8", np.dtype("bool"): "BOOL"}
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        data = a.tobytes()
+        header[name] = {"dtype": dtypes[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def fixture_images(torch):
+    """Two small pictures of coloured rectangles and discs on a textured background."""
+    g = torch.Generator().manual_seed(7)
+    images = []
+    for (h, w, n) in [(120, 160, 5), (150, 100, 4)]:
+        img = 0.35 + 0.1 * torch.rand(3, h, w, generator=g)
+        yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+        for k in range(n):
+            colour = torch.rand(3, 1, 1, generator=g)
+            cy, cx = float(torch.randint(15, h - 15, (1,), generator=g)), float(torch.randint(15, w - 15, (1,), generator=g))
+            r = float(torch.randint(8, 24, (1,), generator=g))
+            if k % 2 == 0:
+                inside = ((yy - cy) ** 2 + (xx - cx) ** 2) <= r * r
+            else:
+                inside = ((yy - cy).abs() <= r * 0.7) & ((xx - cx).abs() <= r)
+            img = torch.where(inside[None], colour.expand(3, h, w), img)
+        images.append(img.clamp(0, 1))
+    return images
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--min-size", type=int, default=160)
+    ap.add_argument("--max-size", type=int, default=256)
+    ap.add_argument("--rpn-scale", type=float, default=20.0, help="multiplies the objectness weights")
+    ap.add_argument("--cls-scale", type=float, default=1.0, help="multiplies the class-score weights")
+    args = ap.parse_args()
+    try:
+        import torch
+        import torchvision
+        from torchvision.models.detection import maskrcnn_resnet50_fpn
+    except ImportError as e:
+        print(f"export_torchvision_maskrcnn: skipped: torchvision is not importable ({e}); "
+              "Debian: apt-get install python3-torchvision")
+        return 0
+
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=args.min_size, max_size=args.max_size)
+    images = fixture_images(torch)
+
+    # Batch-norm statistics from the fixture images (cumulative average over one pass).
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        batch, _ = model.transform(images)
+        model.backbone(batch.tensors)
+    model.eval()
+    with torch.no_grad():
+        model.rpn.head.cls_logits.weight.mul_(args.rpn_scale)
+        model.roi_heads.box_predictor.cls_score.weight.mul_(args.cls_scale)
+
+    with torch.no_grad():
+        original_sizes = [tuple(im.shape[-2:]) for im in images]
+        batch, _ = model.transform(images)
+        features = model.backbone(batch.tensors)
+        proposals, _ = model.rpn(batch, features)
+        raw, _ = model.roi_heads(features, proposals, batch.image_sizes)
+        raw_copy = [{k: v.clone() for k, v in d.items()} for d in raw]
+        final = model.transform.postprocess(raw, batch.image_sizes, original_sizes)
+        check = model(images)  # the model's own forward gives the same
+        for a, b in zip(final, check):
+            for k in a:
+                assert torch.equal(a[k], b[k]), k
+
+    os.makedirs(args.out, exist_ok=True)
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    save_safetensors(os.path.join(args.out, "weights.safetensors"), state,
+                     {"source": "torchvision.models.detection.maskrcnn_resnet50_fpn", "torchvision": torchvision.__version__})
+    out = {}
+    for i, im in enumerate(images):
+        out[f"image.{i}"] = im.numpy()
+        out[f"image_size.{i}"] = np.array(batch.image_sizes[i], dtype=np.int64)
+        out[f"proposals.{i}"] = proposals[i].numpy()
+        for k, v in raw_copy[i].items():
+            out[f"raw.{i}.{k}"] = v.numpy()
+        for k, v in final[i].items():
+            out[f"final.{i}.{k}"] = v.numpy()
+    out["batch"] = batch.tensors.numpy()
+    for name, f in features.items():
+        out[f"features.{name}"] = f.numpy()
+    save_safetensors(os.path.join(args.out, "outputs.safetensors"), out)
+    meta = {"torch": torch.__version__, "torchvision": torchvision.__version__, "min_size": args.min_size,
+            "max_size": args.max_size, "detections": [int(d["boxes"].shape[0]) for d in final],
+            "proposals": [int(p.shape[0]) for p in proposals]}
+    with open(os.path.join(args.out, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print("export_torchvision_maskrcnn:", json.dumps(meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
