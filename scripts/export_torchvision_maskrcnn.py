@@ -4,8 +4,10 @@
     python3 scripts/export_torchvision_maskrcnn.py --out DIR
 
 Writes DIR/weights.safetensors (the model's state_dict under torchvision's own key names) and
-DIR/outputs.safetensors (two fixture images, the transformed batch, the FPN features, the RPN
-proposals, the detections before and after post-processing), plus DIR/meta.json.
+DIR/outputs.safetensors (two fixture images with their targets, the transformed batch, the FPN
+features, the RPN proposals, the detections before and after post-processing; then, in training
+mode with every anchor and proposal sampled so that nothing is random, the five losses and the
+gradients of a few parameters), plus DIR/meta.json.
 
 The model is maskrcnn_resnet50_fpn(weights=None, weights_backbone=None) from a fixed seed, with
 min_size/max_size reduced so the run is small. Two changes make the comparison meaningful rather
@@ -54,12 +56,14 @@ def save_safetensors(path, tensors, metadata=None):
 
 
 def fixture_images(torch):
-    """Two small pictures of coloured rectangles and discs on a textured background."""
+    """Two small pictures of coloured discs (label 1) and rectangles (label 2) on a textured
+    background, with their targets (boxes from the masks' extents)."""
     g = torch.Generator().manual_seed(7)
-    images = []
+    images, targets = [], []
     for (h, w, n) in [(120, 160, 5), (150, 100, 4)]:
         img = 0.35 + 0.1 * torch.rand(3, h, w, generator=g)
         yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+        masks, labels = [], []
         for k in range(n):
             colour = torch.rand(3, 1, 1, generator=g)
             cy, cx = float(torch.randint(15, h - 15, (1,), generator=g)), float(torch.randint(15, w - 15, (1,), generator=g))
@@ -69,8 +73,16 @@ def fixture_images(torch):
             else:
                 inside = ((yy - cy).abs() <= r * 0.7) & ((xx - cx).abs() <= r)
             img = torch.where(inside[None], colour.expand(3, h, w), img)
+            masks.append(inside.to(torch.uint8))
+            labels.append(1 if k % 2 == 0 else 2)
+        masks = torch.stack(masks)
+        boxes = []
+        for m in masks:
+            ys, xs = torch.nonzero(m, as_tuple=True)
+            boxes.append([float(xs.min()), float(ys.min()), float(xs.max()) + 1, float(ys.max()) + 1])
         images.append(img.clamp(0, 1))
-    return images
+        targets.append({"boxes": torch.tensor(boxes), "labels": torch.tensor(labels), "masks": masks})
+    return images, targets
 
 
 def main():
@@ -93,7 +105,7 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=args.min_size, max_size=args.max_size)
-    images = fixture_images(torch)
+    images, targets = fixture_images(torch)
 
     # Batch-norm statistics from the fixture images (cumulative average over one pass).
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -122,6 +134,22 @@ def main():
             for k in a:
                 assert torch.equal(a[k], b[k]), k
 
+    # Training losses and gradients with every anchor and proposal sampled (so nothing is random),
+    # batch norm frozen (tessera's detection backbone uses FrozenBatchNorm2d).
+    model.train()
+    for m in bns:
+        m.eval()
+    model.rpn.fg_bg_sampler.batch_size_per_image = 10 ** 7
+    model.roi_heads.fg_bg_sampler.batch_size_per_image = 10 ** 7
+    model.zero_grad()
+    losses = model(images, [{k: v.clone() for k, v in t.items()} for t in targets])
+    sum(losses.values()).backward()
+    grad_names = ["backbone.body.layer4.2.conv3.weight", "backbone.fpn.layer_blocks.0.0.weight", "rpn.head.conv.0.0.weight",
+                  "rpn.head.bbox_pred.weight", "roi_heads.box_head.fc6.weight", "roi_heads.box_predictor.cls_score.weight",
+                  "roi_heads.box_predictor.bbox_pred.weight", "roi_heads.mask_head.0.0.weight",
+                  "roi_heads.mask_predictor.mask_fcn_logits.weight"]
+    params = dict(model.named_parameters())
+
     os.makedirs(args.out, exist_ok=True)
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     save_safetensors(os.path.join(args.out, "weights.safetensors"), state,
@@ -135,13 +163,20 @@ def main():
             out[f"raw.{i}.{k}"] = v.numpy()
         for k, v in final[i].items():
             out[f"final.{i}.{k}"] = v.numpy()
+    for i, t in enumerate(targets):
+        for k, v in t.items():
+            out[f"target.{i}.{k}"] = v.numpy()
+    for k, v in losses.items():
+        out[f"loss.{k}"] = np.array(float(v), dtype=np.float64)
+    for name in grad_names:
+        out[f"grad.{name}"] = params[name].grad.numpy()
     out["batch"] = batch.tensors.numpy()
     for name, f in features.items():
         out[f"features.{name}"] = f.numpy()
     save_safetensors(os.path.join(args.out, "outputs.safetensors"), out)
     meta = {"torch": torch.__version__, "torchvision": torchvision.__version__, "min_size": args.min_size,
             "max_size": args.max_size, "detections": [int(d["boxes"].shape[0]) for d in final],
-            "proposals": [int(p.shape[0]) for p in proposals]}
+            "proposals": [int(p.shape[0]) for p in proposals], "losses": {k: float(v) for k, v in losses.items()}}
     with open(os.path.join(args.out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print("export_torchvision_maskrcnn:", json.dumps(meta))

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building tessera needs, from Debian's packages, when it is missing.
 # As root it runs apt-get; otherwise it names the missing packages and stops.
+#   --tests  also what the tests need: Debian's PyTorch and torchvision (python3-torchvision, which
+#            brings python3-torch and numpy), from which the Mask R-CNN parity test exports its
+#            reference model at test time.
 set -euo pipefail
 
 packages=(cmake ninja-build g++ libopenblas-openmp-dev libgtest-dev libbenchmark-dev libstb-dev nlohmann-json3-dev)
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(python3-torchvision)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

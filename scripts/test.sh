@@ -4,7 +4,7 @@
 # the CPU code with AddressSanitizer + UndefinedBehaviorSanitizer and runs the tests again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install_deps.sh
+scripts/install_deps.sh --tests
 jobs=$(nproc)
 
 echo "== release build (TESSERA_CUDA=AUTO)"
