@@ -187,8 +187,8 @@ Sample CocoDataset::get(int64_t index) const {
   }
   const int64_t k = static_cast<int64_t>(labels.size());
   s.boxes = k ? from_vector<float>(boxes, {k, 4}) : zeros({0, 4});
-  s.labels = k ? from_vector<int64_t>(labels) : zeros({0}, kInt64);
-  s.iscrowd = k ? from_vector<int64_t>(crowd) : zeros({0}, kInt64);
+  s.labels = from_vector<int64_t>(labels, {k});
+  s.iscrowd = from_vector<int64_t>(crowd, {k});
   s.masks = k ? stack(masks, 0) : zeros({0, im.height, im.width}, kUInt8);
   return s;
 }

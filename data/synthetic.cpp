@@ -103,7 +103,7 @@ Sample SyntheticShapes::get(int64_t index) const {
   s.image = image;
   const int64_t k = static_cast<int64_t>(labels.size());
   s.boxes = k ? from_vector<float>(boxes, {k, 4}) : zeros({0, 4});
-  s.labels = k ? from_vector<int64_t>(labels) : zeros({0}, kInt64);
+  s.labels = from_vector<int64_t>(labels, {k});
   s.masks = k ? stack(masks, 0) : zeros({0, h_, w_}, kUInt8);
   s.iscrowd = zeros({k}, kInt64);
   s.image_id = index;

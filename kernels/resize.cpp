@@ -55,7 +55,7 @@ ResizeTables make_resize_tables(const ResizeParams& p, DType dtype, Device devic
     std::vector<T> reals;
     build_axis(make_axis<T>(p.H, p.Ho, p.scale_h, p.align_corners, p.mode), p.mode, ints, reals, t.h_nnz);
     build_axis(make_axis<T>(p.W, p.Wo, p.scale_w, p.align_corners, p.mode), p.mode, ints, reals, t.w_nnz);
-    t.ints = raw::to(from_vector<int64_t>(ints), device);
+    t.ints = raw::to(from_vector<int64_t>(ints, {static_cast<int64_t>(ints.size())}), device);
     t.reals = raw::to(from_vector<T>(reals), device);
   });
   return t;

@@ -26,6 +26,7 @@ TEST(SyntheticShapes, DeterministicAndConsistent) {
     EXPECT_TRUE(test::equal(a.image, b.image));
     ASSERT_EQ(a.image.shape(), (Shape{3, 128, 128}));
     const int64_t k = a.labels.numel();
+    ASSERT_EQ(a.labels.shape(), (Shape{k}));  // also for one object (not a 0-dim tensor)
     ASSERT_EQ(a.boxes.shape(), (Shape{k, 4}));
     ASSERT_EQ(a.masks.shape(), (Shape{k, 128, 128}));
     for (int64_t j = 0; j < k; ++j) {
