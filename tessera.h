@@ -24,6 +24,7 @@
 #include "data/synthetic.h"
 #include "data/transforms.h"
 #include "data/weight_map.h"
+#include "eval/coco_eval.h"
 #include "eval/segmentation.h"
 #include "kernels/conv_settings.h"
 #include "layers/init.h"

@@ -1,0 +1,423 @@
+// COCO evaluation (pycocotools' COCOeval, re-implemented).
+#include "eval/coco_eval.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "core/file_io.h"
+
+namespace tessera {
+
+using json = nlohmann::json;
+
+// ---- results files
+
+std::vector<CocoResult> load_coco_results(const std::string& path) {
+  std::ifstream in(path);
+  TS_CHECK(in.good(), "cannot open COCO results file '", path, "'");
+  json root;
+  try {
+    root = json::parse(in);
+  } catch (const json::exception& e) {
+    TS_ERROR(path, ": not valid JSON: ", e.what());
+  }
+  TS_CHECK(root.is_array(), path, ": COCO results must be a JSON array of detections");
+  std::vector<CocoResult> out;
+  for (size_t i = 0; i < root.size(); ++i) {
+    const json& j = root[i];
+    const std::string where = path + ": result " + std::to_string(i);
+    TS_CHECK(j.is_object(), where, " is not an object");
+    CocoResult r;
+    try {
+      r.image_id = j.at("image_id").get<int64_t>();
+      r.category_id = j.at("category_id").get<int64_t>();
+      r.score = j.at("score").get<double>();
+      if (j.contains("bbox")) {
+        const auto b = j.at("bbox").get<std::vector<double>>();
+        TS_CHECK(b.size() == 4, where, ": bbox must be [x, y, w, h]");
+        std::copy(b.begin(), b.end(), r.bbox.begin());
+        r.has_bbox = true;
+      }
+      if (j.contains("segmentation")) {
+        const json& s = j.at("segmentation");
+        TS_CHECK(s.is_object(), where, ": segmentation must be an RLE object {size, counts}");
+        const auto size = s.at("size").get<std::vector<int64_t>>();
+        TS_CHECK(size.size() == 2 && size[0] > 0 && size[1] > 0, where, ": segmentation.size must be [height, width]");
+        r.height = size[0];
+        r.width = size[1];
+        const json& c = s.at("counts");
+        if (c.is_string()) {
+          r.rle = coco::rle_from_string(c.get<std::string>(), where);
+        } else {
+          for (int64_t v : c.get<std::vector<int64_t>>()) {
+            TS_CHECK(v >= 0, where, ": negative RLE count");
+            r.rle.push_back(static_cast<uint32_t>(v));
+          }
+        }
+        uint64_t total = 0;
+        for (uint32_t v : r.rle) total += v;
+        TS_CHECK(total == static_cast<uint64_t>(r.height * r.width), where, ": segmentation counts cover ", total,
+                 " pixels, its size says ", r.height * r.width);
+        r.has_segmentation = true;
+      }
+    } catch (const json::exception& e) {
+      TS_ERROR(where, ": ", e.what());
+    }
+    TS_CHECK(r.has_bbox || r.has_segmentation, where, ": needs a bbox or a segmentation");
+    TS_CHECK(std::isfinite(r.score), where, ": the score is not a finite number");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void save_coco_results(const std::string& path, const std::vector<CocoResult>& results) {
+  json root = json::array();
+  for (const CocoResult& r : results) {
+    json j = {{"image_id", r.image_id}, {"category_id", r.category_id}, {"score", r.score}};
+    if (r.has_bbox) j["bbox"] = {r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]};
+    if (r.has_segmentation) j["segmentation"] = {{"size", {r.height, r.width}}, {"counts", coco::rle_to_string(r.rle)}};
+    root.push_back(std::move(j));
+  }
+  const std::string text = root.dump();
+  write_file_atomic(path, [&](std::ostream& o) { o << text; });
+}
+
+// ---- IoU
+
+namespace {
+
+using Box = std::array<double, 4>;  // x, y, w, h
+
+// pycocotools' bbIou: crowd ground truth divides by the detection's area.
+double box_iou_xywh(const Box& d, const Box& g, bool crowd) {
+  const double w = std::min(d[0] + d[2], g[0] + g[2]) - std::max(d[0], g[0]);
+  if (w <= 0) return 0;
+  const double h = std::min(d[1] + d[3], g[1] + g[3]) - std::max(d[1], g[1]);
+  if (h <= 0) return 0;
+  const double i = w * h, da = d[2] * d[3], ga = g[2] * g[3];
+  return i / (crowd ? da : da + ga - i);
+}
+
+// pycocotools' rleToBbox.
+Box rle_bbox(const coco::Counts& c, int64_t h) {
+  const size_t m = c.size() / 2 * 2;
+  if (m == 0) return {0, 0, 0, 0};
+  uint64_t xs = UINT64_MAX, ys = UINT64_MAX, xe = 0, ye = 0, cc = 0, xp = 0;
+  const uint64_t H = static_cast<uint64_t>(h);
+  xs = UINT64_MAX;
+  ys = H;
+  for (size_t j = 0; j < m; ++j) {
+    cc += c[j];
+    const uint64_t t = cc - j % 2, y = t % H, x = (t - y) / H;
+    if (j % 2 == 0) {
+      xp = x;
+    } else if (xp < x) {
+      ys = 0;
+      ye = H - 1;
+    }
+    xs = std::min(xs, x);
+    xe = std::max(xe, x);
+    ys = std::min(ys, y);
+    ye = std::max(ye, y);
+  }
+  return {double(xs), double(ys), double(xe - xs + 1), double(ye - ys + 1)};
+}
+
+uint64_t rle_intersection(const coco::Counts& a, const coco::Counts& b) {
+  size_t i = 0, j = 0;
+  uint64_t ca = a.empty() ? 0 : a[0], cb = b.empty() ? 0 : b[0], inter = 0;
+  bool va = false, vb = false;
+  while (i < a.size() && j < b.size()) {
+    const uint64_t step = std::min(ca, cb);
+    if (va && vb) inter += step;
+    ca -= step;
+    cb -= step;
+    if (ca == 0 && ++i < a.size()) {
+      ca = a[i];
+      va = !va;
+    }
+    if (cb == 0 && ++j < b.size()) {
+      cb = b[j];
+      vb = !vb;
+    }
+  }
+  return inter;
+}
+
+struct Gt {
+  int64_t id;
+  double area;
+  bool crowd;
+  Box box;
+  coco::Counts rle;
+  uint64_t rle_area = 0;
+};
+
+struct Dt {
+  int64_t id;  // 1-based position in the results list, as loadRes numbers them
+  double score, area;
+  Box box;
+  coco::Counts rle;
+  uint64_t rle_area = 0;
+};
+
+struct EvalImg {
+  bool valid = false;
+  std::vector<double> scores;               // [D] by decreasing score
+  std::vector<std::vector<int64_t>> dt_match;  // [T][D] matched gt id (0: none)
+  std::vector<std::vector<bool>> dt_ignore;    // [T][D]
+  std::vector<bool> gt_ignore;              // [G]
+};
+
+constexpr int kT = 10, kR = 101, kA = 4, kM = 3;
+const double kAreaRanges[kA][2] = {{0, 1e10}, {0, 1024}, {1024, 9216}, {9216, 1e10}};
+const int kMaxDets[kM] = {1, 10, 100};
+
+// numpy.linspace(start, stop, num): i * step + start, the last value exactly stop.
+std::vector<double> linspace(double start, double stop, int num) {
+  std::vector<double> v(static_cast<size_t>(num));
+  const double step = (stop - start) / (num - 1);
+  for (int i = 0; i < num; ++i) v[static_cast<size_t>(i)] = i * step + start;
+  v.back() = stop;
+  return v;
+}
+
+}  // namespace
+
+CocoEvalStats coco_evaluate(const CocoDataset& gt_set, const std::vector<CocoResult>& results, const std::string& iou_type) {
+  TS_CHECK(iou_type == "bbox" || iou_type == "segm", "coco_evaluate: iou_type must be 'bbox' or 'segm', got '", iou_type, "'");
+  const bool segm = iou_type == "segm";
+  const std::vector<double> iou_thrs = linspace(0.5, 0.95, kT), rec_thrs = linspace(0.0, 1.0, kR);
+  const std::vector<int64_t>& cat_ids = gt_set.category_ids();
+  const int64_t K = static_cast<int64_t>(cat_ids.size()), I = gt_set.size();
+  std::map<int64_t, int64_t> image_index;
+  for (int64_t i = 0; i < I; ++i) image_index[gt_set.image(i).id] = i;
+
+  // Ground truth and detections per (image, category), in file order.
+  std::map<std::pair<int64_t, int64_t>, std::vector<Gt>> gts;
+  std::map<std::pair<int64_t, int64_t>, std::vector<Dt>> dts;
+  for (int64_t i = 0; i < I; ++i) {
+    const CocoImage& im = gt_set.image(i);
+    for (const CocoAnnotation& a : im.annotations) {
+      Gt g{a.id, a.area, a.iscrowd, {a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3]}, {}, 0};
+      if (segm) {
+        g.rle = a.polygons.empty() ? coco::Counts(a.rle) : coco::rle_encode(coco::polygons_to_mask(a.polygons, im.height, im.width));
+        g.rle_area = static_cast<uint64_t>(coco::rle_area(g.rle));
+      }
+      gts[{i, a.category_id}].push_back(std::move(g));
+    }
+  }
+  for (size_t n = 0; n < results.size(); ++n) {
+    const CocoResult& r = results[n];
+    auto it = image_index.find(r.image_id);
+    TS_CHECK(it != image_index.end(), "coco_evaluate: result ", n, " is for image id ", r.image_id,
+             ", which the ground truth does not have");
+    TS_CHECK(!segm || r.has_segmentation, "coco_evaluate: segm evaluation needs a segmentation in every result (result ", n, ")");
+    TS_CHECK(segm || r.has_bbox, "coco_evaluate: bbox evaluation needs a bbox in every result (result ", n, ")");
+    const CocoImage& im = gt_set.image(it->second);
+    if (segm)
+      TS_CHECK(r.height == im.height && r.width == im.width, "coco_evaluate: result ", n, " has a ", r.height, "x", r.width,
+               " segmentation for image id ", r.image_id, " of ", im.height, "x", im.width);
+    Dt d{static_cast<int64_t>(n) + 1, r.score, 0, r.bbox, {}, 0};
+    if (segm) {
+      d.rle = r.rle;
+      d.rle_area = static_cast<uint64_t>(coco::rle_area(d.rle));
+      if (!r.has_bbox) d.box = rle_bbox(d.rle, r.height);
+    }
+    // loadRes: with a bbox the area is w * h (even for segm evaluation), else the mask's area.
+    d.area = r.has_bbox ? r.bbox[2] * r.bbox[3] : static_cast<double>(d.rle_area);
+    dts[{it->second, r.category_id}].push_back(std::move(d));
+  }
+
+  // evaluate(): per category, area range and image.
+  std::vector<EvalImg> evals(static_cast<size_t>(K * kA * I));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = 0; i < I; ++i) {
+      const std::vector<Gt>& G0 = gts[{i, cat_ids[static_cast<size_t>(k)]}];
+      std::vector<Dt> D0 = dts[{i, cat_ids[static_cast<size_t>(k)]}];
+      if (G0.empty() && D0.empty()) continue;
+      // computeIoU: detections by decreasing score (stable), at most 100.
+      std::stable_sort(D0.begin(), D0.end(), [](const Dt& a, const Dt& b) { return a.score > b.score; });
+      if (D0.size() > 100) D0.resize(100);
+      std::vector<std::vector<double>> ious(D0.size(), std::vector<double>(G0.size(), 0.0));
+      for (size_t d = 0; d < D0.size(); ++d)
+        for (size_t g = 0; g < G0.size(); ++g) {
+          if (!segm) {
+            ious[d][g] = box_iou_xywh(D0[d].box, G0[g].box, G0[g].crowd);
+            continue;
+          }
+          // rleIou: only where the masks' boxes overlap.
+          const int64_t h = gt_set.image(i).height;
+          if (box_iou_xywh(rle_bbox(D0[d].rle, h), rle_bbox(G0[g].rle, h), G0[g].crowd) <= 0) continue;
+          const double inter = static_cast<double>(rle_intersection(D0[d].rle, G0[g].rle));
+          const double uni = G0[g].crowd ? static_cast<double>(D0[d].rle_area)
+                                         : static_cast<double>(D0[d].rle_area + G0[g].rle_area) - inter;
+          ious[d][g] = inter / uni;
+        }
+      for (int a = 0; a < kA; ++a) {
+        const double lo = kAreaRanges[a][0], hi = kAreaRanges[a][1];
+        EvalImg& e = evals[static_cast<size_t>((k * kA + a) * I + i)];
+        e.valid = true;
+        // Ground truth: ignored (crowd or out of range) last, stable.
+        std::vector<size_t> gorder(G0.size());
+        std::iota(gorder.begin(), gorder.end(), 0);
+        std::vector<bool> gign(G0.size());
+        for (size_t g = 0; g < G0.size(); ++g) gign[g] = G0[g].crowd || G0[g].area < lo || G0[g].area > hi;
+        std::stable_sort(gorder.begin(), gorder.end(), [&](size_t x, size_t y) { return gign[x] < gign[y]; });
+        const size_t D = D0.size(), Gn = G0.size();
+        e.scores.resize(D);
+        for (size_t d = 0; d < D; ++d) e.scores[d] = D0[d].score;
+        e.gt_ignore.resize(Gn);
+        for (size_t g = 0; g < Gn; ++g) e.gt_ignore[g] = gign[gorder[g]];
+        e.dt_match.assign(kT, std::vector<int64_t>(D, 0));
+        e.dt_ignore.assign(kT, std::vector<bool>(D, false));
+        std::vector<std::vector<int64_t>> gt_match(kT, std::vector<int64_t>(Gn, 0));
+        if (D > 0 && Gn > 0)
+          for (int t = 0; t < kT; ++t)
+            for (size_t d = 0; d < D; ++d) {
+              double best = std::min(iou_thrs[static_cast<size_t>(t)], 1 - 1e-10);
+              int64_t m = -1;
+              for (size_t g = 0; g < Gn; ++g) {
+                const Gt& gg = G0[gorder[g]];
+                if (gt_match[t][g] > 0 && !gg.crowd) continue;
+                if (m > -1 && !e.gt_ignore[static_cast<size_t>(m)] && e.gt_ignore[g]) break;
+                const double v = ious[d][gorder[g]];
+                if (v < best) continue;
+                best = v;
+                m = static_cast<int64_t>(g);
+              }
+              if (m == -1) continue;
+              e.dt_ignore[t][d] = e.gt_ignore[static_cast<size_t>(m)];
+              e.dt_match[t][d] = G0[gorder[static_cast<size_t>(m)]].id;
+              gt_match[t][static_cast<size_t>(m)] = D0[d].id;
+            }
+        // Unmatched detections outside the area range are ignored.
+        for (size_t d = 0; d < D; ++d) {
+          const bool out = D0[d].area < lo || D0[d].area > hi;
+          for (int t = 0; t < kT; ++t)
+            if (e.dt_match[t][d] == 0 && out) e.dt_ignore[t][d] = true;
+        }
+      }
+    }
+
+  // accumulate(): precision [T][R][K][A][M], recall [T][K][A][M].
+  std::vector<double> precision(static_cast<size_t>(kT * kR * K * kA * kM), -1.0), recall(static_cast<size_t>(kT * K * kA * kM), -1.0);
+  auto P = [&](int t, int r, int64_t k, int a, int m) -> double& {
+    return precision[static_cast<size_t>((((t * kR + r) * K + k) * kA + a) * kM + m)];
+  };
+  auto Rc = [&](int t, int64_t k, int a, int m) -> double& { return recall[static_cast<size_t>(((t * K + k) * kA + a) * kM + m)]; };
+  for (int64_t k = 0; k < K; ++k)
+    for (int a = 0; a < kA; ++a)
+      for (int m = 0; m < kM; ++m) {
+        const size_t maxdet = static_cast<size_t>(kMaxDets[m]);
+        std::vector<double> scores;
+        std::vector<std::vector<int64_t>> match(kT);
+        std::vector<std::vector<bool>> ignore(kT);
+        int64_t npig = 0;
+        bool any = false;
+        for (int64_t i = 0; i < I; ++i) {
+          const EvalImg& e = evals[static_cast<size_t>((k * kA + a) * I + i)];
+          if (!e.valid) continue;
+          any = true;
+          const size_t n = std::min(maxdet, e.scores.size());
+          scores.insert(scores.end(), e.scores.begin(), e.scores.begin() + static_cast<std::ptrdiff_t>(n));
+          for (int t = 0; t < kT; ++t) {
+            match[t].insert(match[t].end(), e.dt_match[t].begin(), e.dt_match[t].begin() + static_cast<std::ptrdiff_t>(n));
+            ignore[t].insert(ignore[t].end(), e.dt_ignore[t].begin(), e.dt_ignore[t].begin() + static_cast<std::ptrdiff_t>(n));
+          }
+          for (bool g : e.gt_ignore) npig += !g;
+        }
+        if (!any || npig == 0) continue;
+        std::vector<size_t> order(scores.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return scores[x] > scores[y]; });
+        const size_t nd = order.size();
+        for (int t = 0; t < kT; ++t) {
+          std::vector<double> rc(nd), pr(nd);
+          double tp = 0, fp = 0;
+          for (size_t q = 0; q < nd; ++q) {
+            const size_t d = order[q];
+            const bool ign = ignore[t][d], matched = match[t][d] != 0;
+            if (matched && !ign) tp += 1;
+            if (!matched && !ign) fp += 1;
+            rc[q] = tp / static_cast<double>(npig);
+            pr[q] = tp / (fp + tp + 2.220446049250313e-16);
+          }
+          Rc(t, k, a, m) = nd ? rc[nd - 1] : 0.0;
+          for (size_t q = nd; q-- > 1;)
+            if (pr[q] > pr[q - 1]) pr[q - 1] = pr[q];
+          for (int r = 0; r < kR; ++r) {
+            // searchsorted(rc, threshold, side="left"); past the end: the rest stay 0.
+            const size_t idx = static_cast<size_t>(std::lower_bound(rc.begin(), rc.end(), rec_thrs[static_cast<size_t>(r)]) - rc.begin());
+            if (idx >= nd) {
+              for (int r2 = r; r2 < kR; ++r2) P(t, r2, k, a, m) = 0.0;
+              break;
+            }
+            P(t, r, k, a, m) = pr[idx];
+          }
+        }
+      }
+
+  // summarize().
+  auto summarize = [&](bool ap, int t_only, int a, int m) {
+    double sum = 0;
+    int64_t n = 0;
+    for (int t = 0; t < kT; ++t) {
+      if (t_only >= 0 && t != t_only) continue;
+      for (int64_t k = 0; k < K; ++k) {
+        if (ap) {
+          for (int r = 0; r < kR; ++r) {
+            const double v = P(t, r, k, a, m);
+            if (v > -1) {
+              sum += v;
+              ++n;
+            }
+          }
+        } else {
+          const double v = Rc(t, k, a, m);
+          if (v > -1) {
+            sum += v;
+            ++n;
+          }
+        }
+      }
+    }
+    return n == 0 ? -1.0 : sum / static_cast<double>(n);
+  };
+  CocoEvalStats s;
+  s.stats = {summarize(true, -1, 0, 2),  summarize(true, 0, 0, 2),   summarize(true, 5, 0, 2),   summarize(true, -1, 1, 2),
+             summarize(true, -1, 2, 2),  summarize(true, -1, 3, 2),  summarize(false, -1, 0, 0), summarize(false, -1, 0, 1),
+             summarize(false, -1, 0, 2), summarize(false, -1, 1, 2), summarize(false, -1, 2, 2), summarize(false, -1, 3, 2)};
+  return s;
+}
+
+std::string CocoEvalStats::summary() const {
+  static const char* lines[12] = {
+      " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+      " Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]",
+      " Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets=100 ]",
+      " Average Precision  (AP) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+      " Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+      " Average Precision  (AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+      " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
+      " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
+      " Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+      " Average Recall     (AR) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+      " Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+      " Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]"};
+  std::ostringstream o;
+  char buf[32];
+  for (int i = 0; i < 12; ++i) {
+    std::snprintf(buf, sizeof(buf), " = %0.3f\n", stats[static_cast<size_t>(i)]);
+    o << lines[i] << buf;
+  }
+  return o.str();
+}
+
+}  // namespace tessera

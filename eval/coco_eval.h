@@ -1,0 +1,47 @@
+// COCO detection evaluation with pycocotools' exact rules (COCOeval): bbox or segm IoU (crowd
+// ground truth counts intersection over the detection's area), 10 IoU thresholds 0.50:0.05:0.95,
+// 101 recall points, maxDets 1/10/100, area ranges all/small/medium/large, greedy matching by
+// score with crowd and out-of-range ground truth ignored, precision made monotone and sampled at
+// the recall points. The 12 summary numbers are COCOeval.stats.
+//
+// Results use the COCO results format: [{"image_id", "category_id", "bbox": [x, y, w, h], "score",
+// "segmentation": {"size": [h, w], "counts": "..."}}].
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "data/coco.h"
+#include "data/coco_mask.h"
+
+namespace tessera {
+
+struct CocoResult {
+  int64_t image_id = 0, category_id = 0;
+  double score = 0;
+  std::array<double, 4> bbox{};  // x, y, w, h
+  bool has_bbox = false;
+  coco::Counts rle;  // the segmentation, when has_segmentation
+  int64_t height = 0, width = 0;
+  bool has_segmentation = false;
+};
+
+// Reads / writes (atomically) a results file; an Error names the file and the entry at fault.
+std::vector<CocoResult> load_coco_results(const std::string& path);
+void save_coco_results(const std::string& path, const std::vector<CocoResult>& results);
+
+struct CocoEvalStats {
+  // AP, AP50, AP75, AP small/medium/large, AR@1, AR@10, AR@100, AR small/medium/large (-1: undefined).
+  std::array<double, 12> stats{};
+  double ap() const { return stats[0]; }
+  double ap50() const { return stats[1]; }
+  double ap75() const { return stats[2]; }
+  // The lines pycocotools' summarize() prints.
+  std::string summary() const;
+};
+
+// iou_type: "bbox" or "segm". Every result's image must be one of the ground truth's images.
+CocoEvalStats coco_evaluate(const CocoDataset& ground_truth, const std::vector<CocoResult>& results, const std::string& iou_type);
+
+}  // namespace tessera

@@ -1,0 +1,104 @@
+// COCO evaluation against pycocotools' COCOeval on the fixture of scripts/make_coco_eval_fixture.py
+// (crowd regions, every area range, duplicates, wrong categories, tied scores, an image without
+// objects and one without detections), plus hand-checkable cases and bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_helpers.h"
+
+namespace tessera {
+namespace {
+
+std::string dir() { return test::data_path("coco_eval"); }
+
+TEST(CocoEval, MatchesPycocotoolsForBboxAndSegm) {
+  CocoDataset gt(dir() + "/gt.json", "", true);
+  const std::vector<CocoResult> results = load_coco_results(dir() + "/results.json");
+  ASSERT_GT(results.size(), 20u);
+  std::ifstream f(dir() + "/expected.json");
+  const auto expected = nlohmann::json::parse(f);
+  for (const std::string type : {"bbox", "segm"}) {
+    const CocoEvalStats s = coco_evaluate(gt, results, type);
+    const auto want = expected.at(type).get<std::vector<double>>();
+    for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(s.stats[i], want[i], 1e-9) << type << " stat " << i << "\n" << s.summary();
+  }
+}
+
+TEST(CocoEval, PerfectAndEmptyDetectionsAndRoundTrip) {
+  CocoDataset gt(dir() + "/gt.json", "", true);
+  // Every non-crowd object detected exactly (its own box and mask): AP 1 for both types.
+  std::vector<CocoResult> perfect;
+  for (int64_t i = 0; i < gt.size(); ++i) {
+    const CocoImage& im = gt.image(i);
+    for (const CocoAnnotation& a : im.annotations) {
+      if (a.iscrowd) continue;
+      CocoResult r;
+      r.image_id = im.id;
+      r.category_id = a.category_id;
+      r.score = 0.5;
+      r.bbox = {a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3]};
+      r.has_bbox = true;
+      r.rle = coco::rle_encode(coco::polygons_to_mask(a.polygons, im.height, im.width));
+      r.height = im.height;
+      r.width = im.width;
+      r.has_segmentation = true;
+      perfect.push_back(r);
+    }
+  }
+  for (const std::string type : {"bbox", "segm"}) {
+    const CocoEvalStats s = coco_evaluate(gt, perfect, type);
+    EXPECT_NEAR(s.ap(), 1.0, 1e-12) << type;
+    EXPECT_NEAR(s.ap50(), 1.0, 1e-12) << type;
+    EXPECT_NEAR(s.stats[8], 1.0, 1e-12) << type;  // AR@100
+  }
+  // No detections: AP 0 (there is ground truth), not -1.
+  EXPECT_EQ(coco_evaluate(gt, {}, "bbox").ap(), 0.0);
+  // Save and load keep every field (the RLE as a compressed string).
+  const std::string path = (std::filesystem::temp_directory_path() / "tessera_coco_results.json").string();
+  save_coco_results(path, perfect);
+  const auto back = load_coco_results(path);
+  ASSERT_EQ(back.size(), perfect.size());
+  EXPECT_EQ(back[3].rle, perfect[3].rle);
+  EXPECT_EQ(back[3].bbox, perfect[3].bbox);
+  EXPECT_EQ(back[3].image_id, perfect[3].image_id);
+  std::filesystem::remove(path);
+}
+
+TEST(CocoEval, BadInputIsAClearError) {
+  const auto dir_ = std::filesystem::temp_directory_path() / "tessera_coco_bad";
+  std::filesystem::create_directories(dir_);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+    return (dir_ / name).string();
+  };
+  EXPECT_THROW(load_coco_results(write("a.json", "{not json")), Error);
+  EXPECT_THROW(load_coco_results(write("b.json", "{\"image_id\": 1}")), Error);                     // not an array
+  EXPECT_THROW(load_coco_results(write("c.json", "[{\"image_id\": 1, \"score\": 0.5}]")), Error);  // no category
+  EXPECT_THROW(load_coco_results(write("d.json", "[{\"image_id\": 1, \"category_id\": 1, \"score\": 0.5, \"bbox\": [1, 2]}]")),
+               Error);
+  EXPECT_THROW(load_coco_results(write("e.json", "[{\"image_id\": 1, \"category_id\": 1, \"score\": 0.5, "
+                                                 "\"segmentation\": {\"size\": [2, 2], \"counts\": [1, 2]}}]")),
+               Error);  // counts cover 3 of 4 pixels
+  CocoDataset gt(dir() + "/gt.json", "", true);
+  CocoResult r;
+  r.image_id = 999;
+  r.category_id = 1;
+  r.has_bbox = true;
+  r.bbox = {0, 0, 5, 5};
+  try {
+    coco_evaluate(gt, {r}, "bbox");
+    FAIL() << "an unknown image id must be an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("999"), std::string::npos) << e.what();
+  }
+  r.image_id = 1;
+  EXPECT_THROW(coco_evaluate(gt, {r}, "segm"), Error);  // no segmentation
+  EXPECT_THROW(coco_evaluate(gt, {r}, "keypoints"), Error);
+  std::filesystem::remove_all(dir_);
+}
+
+}  // namespace
+}  // namespace tessera
