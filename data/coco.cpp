@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
+#include "core/file_io.h"
 #include "core/view.h"
 #include "data/coco_mask.h"
 #include "data/image.h"
@@ -191,6 +192,40 @@ Sample CocoDataset::get(int64_t index) const {
   s.iscrowd = from_vector<int64_t>(crowd, {k});
   s.masks = k ? stack(masks, 0) : zeros({0, im.height, im.width}, kUInt8);
   return s;
+}
+
+void save_coco_annotations(const std::string& path, const std::vector<Sample>& samples,
+                           const std::vector<std::string>& category_names) {
+  json images = json::array(), annotations = json::array(), categories = json::array();
+  for (size_t c = 0; c < category_names.size(); ++c) categories.push_back({{"id", c + 1}, {"name", category_names[c]}});
+  int64_t ann_id = 1;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const Sample& s = samples[i];
+    TS_CHECK(s.image.defined() && s.image.dim() == 3, "save_coco_annotations: sample ", i, " has no image [C, H, W]");
+    const int64_t h = s.image.size(1), w = s.image.size(2), id = static_cast<int64_t>(i) + 1;
+    images.push_back({{"id", id}, {"height", h}, {"width", w}, {"file_name", s.name.empty() ? std::to_string(id) + ".png" : s.name}});
+    const int64_t k = s.boxes.defined() ? s.boxes.size(0) : 0;
+    TS_CHECK(k == 0 || (s.labels.defined() && s.labels.numel() == k && s.masks.defined() && s.masks.size(0) == k),
+             "save_coco_annotations: sample ", i, " needs a label and a mask per box");
+    const auto boxes = k ? s.boxes.to(kFloat64).to_vector<double>() : std::vector<double>{};
+    const auto labels = k ? s.labels.to(kInt64).to_vector<int64_t>() : std::vector<int64_t>{};
+    for (int64_t j = 0; j < k; ++j) {
+      const coco::Counts rle = coco::rle_encode(s.masks.select(0, j));
+      const double* b = &boxes[static_cast<size_t>(j * 4)];
+      const int64_t label = labels[static_cast<size_t>(j)];
+      TS_CHECK(label >= 1 && label <= static_cast<int64_t>(category_names.size()), "save_coco_annotations: sample ", i,
+               " has label ", label, " outside 1..", category_names.size());
+      annotations.push_back({{"id", ann_id++},
+                             {"image_id", id},
+                             {"category_id", label},
+                             {"iscrowd", 0},
+                             {"area", static_cast<double>(coco::rle_area(rle))},
+                             {"bbox", {b[0], b[1], b[2] - b[0], b[3] - b[1]}},
+                             {"segmentation", {{"size", {h, w}}, {"counts", coco::rle_to_string(rle)}}}});
+    }
+  }
+  const std::string text = json{{"images", images}, {"annotations", annotations}, {"categories", categories}}.dump();
+  write_file_atomic(path, [&](std::ostream& o) { o << text; });
 }
 
 }  // namespace tessera

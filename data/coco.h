@@ -48,6 +48,13 @@ class CocoDataset : public Dataset {
   std::map<int64_t, int64_t> label_of_;
 };
 
+// Writes samples (image size, boxes, labels 1..K, masks) as a COCO instances file, atomically: image
+// ids are the positions + 1 (as predict numbers its images), category ids the labels, segmentations compressed RLE,
+// areas the masks' pixel counts, bboxes [x, y, w, h]. Makes a ground truth for COCO evaluation of
+// any dataset, e.g. the synthetic shapes.
+void save_coco_annotations(const std::string& path, const std::vector<Sample>& samples,
+                           const std::vector<std::string>& category_names);
+
 // The instance mask of one annotation on its image (uint8 [h, w]).
 Tensor coco_annotation_mask(const CocoAnnotation& a, int64_t h, int64_t w, const std::string& what);
 

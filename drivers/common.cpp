@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file_io.h"
+#include "core/safetensors.h"
 #include "core/view.h"
 
 namespace tessera::driver {
@@ -105,6 +106,94 @@ UNetOptions unet_options_from(const std::map<std::string, std::string>& m, const
   o.same_padding = get("unet.same_padding") != 0;
   o.batch_norm = get("unet.batch_norm") != 0;
   return o;
+}
+
+namespace {
+std::string join(const std::vector<std::string>& v, char sep) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? std::string(1, sep) : "") + v[i];
+  return s;
+}
+std::vector<std::string> split_on(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t k = s.find(sep, start);
+    out.push_back(s.substr(start, k == std::string::npos ? std::string::npos : k - start));
+    if (k == std::string::npos) break;
+    start = k + 1;
+  }
+  return out;
+}
+}  // namespace
+
+std::map<std::string, std::string> maskrcnn_metadata(const MaskRCNNConfig& c) {
+  std::vector<std::string> ids;
+  for (int64_t id : c.category_ids) ids.push_back(std::to_string(id));
+  const MaskRCNNOptions& o = c.options;
+  return {{"model", "maskrcnn"},
+          {"maskrcnn.num_classes", std::to_string(o.num_classes)},
+          {"maskrcnn.backbone", std::to_string(o.backbone.depth)},
+          {"maskrcnn.min_size", std::to_string(o.min_size)},
+          {"maskrcnn.max_size", std::to_string(o.max_size)},
+          {"maskrcnn.class_names", join(c.class_names, '\n')},
+          {"maskrcnn.category_ids", join(ids, ',')}};
+}
+
+MaskRCNNConfig maskrcnn_config_from(const std::map<std::string, std::string>& m, const std::string& file) {
+  auto get = [&](const char* k) -> std::string {
+    auto it = m.find(k);
+    TS_CHECK(it != m.end(), file, ": not a tessera Mask R-CNN file (no '", k, "' in its metadata)");
+    return it->second;
+  };
+  auto number = [&](const char* k) -> double {
+    const std::string v = get(k);
+    try {
+      return std::stod(v);
+    } catch (const std::exception&) {
+      TS_ERROR(file, ": metadata '", k, "' is not a number: '", v, "'");
+    }
+  };
+  MaskRCNNConfig c;
+  c.options.num_classes = static_cast<int64_t>(number("maskrcnn.num_classes"));
+  c.options.backbone.depth = static_cast<int64_t>(number("maskrcnn.backbone"));
+  c.options.min_size = number("maskrcnn.min_size");
+  c.options.max_size = number("maskrcnn.max_size");
+  c.class_names = split_on(get("maskrcnn.class_names"), '\n');
+  for (const std::string& id : split_on(get("maskrcnn.category_ids"), ',')) {
+    try {
+      c.category_ids.push_back(std::stoll(id));
+    } catch (const std::exception&) {
+      TS_ERROR(file, ": metadata 'maskrcnn.category_ids' holds '", id, "', not an integer");
+    }
+  }
+  TS_CHECK(static_cast<int64_t>(c.class_names.size()) == c.options.num_classes &&
+               static_cast<int64_t>(c.category_ids.size()) == c.options.num_classes,
+           file, ": ", c.options.num_classes, " classes but ", c.class_names.size(), " names and ", c.category_ids.size(),
+           " category ids in the metadata");
+  return c;
+}
+
+void load_detection_weights(MaskRCNN& model, const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  bool classifier = false;
+  for (const auto& [k, v] : f.tensors) classifier = classifier || k.rfind("layer1.", 0) == 0;
+  const std::string prefix = classifier ? "backbone.body." : "";
+  const auto mine = model.state_dict_map();
+  std::map<std::string, Tensor> fitting;
+  std::vector<std::string> skipped;
+  for (const auto& [k, v] : f.tensors) {
+    auto it = mine.find(prefix + k);
+    if (it != mine.end() && it->second.shape() == v.shape()) fitting[prefix + k] = v;
+    else if (k.find("num_batches_tracked") == std::string::npos && k.rfind("fc.", 0) != 0)
+      skipped.push_back(k + (it == mine.end() ? " (not in the model)" : " (shape " + shape_str(v.shape()) + ")"));
+  }
+  TS_CHECK(!fitting.empty(), path, ": none of its tensors fits this model (is it a detection or ResNet state_dict?)");
+  model.load_state_dict(fitting, false);
+  std::printf("loaded %zu of the model's %zu tensors from %s%s\n", fitting.size(), mine.size(), path.c_str(),
+              classifier ? " (a ResNet classifier: into the backbone)" : "");
+  for (size_t i = 0; i < skipped.size() && i < 8; ++i) std::printf("  skipped %s\n", skipped[i].c_str());
+  if (skipped.size() > 8) std::printf("  ... and %zu more skipped\n", skipped.size() - 8);
 }
 
 }  // namespace tessera::driver

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "models/mask_rcnn.h"
 #include "models/unet.h"
 
 namespace tessera::driver {
@@ -36,5 +37,20 @@ void write_json(const std::string& path, const std::map<std::string, double>& va
 
 std::map<std::string, std::string> unet_metadata(const UNetOptions& o);
 UNetOptions unet_options_from(const std::map<std::string, std::string>& metadata, const std::string& file);
+
+// Mask R-CNN's configuration and class names in a model file's metadata ("model": "maskrcnn").
+struct MaskRCNNConfig {
+  MaskRCNNOptions options;
+  std::vector<std::string> class_names;   // [0] = "background"
+  std::vector<int64_t> category_ids;     // COCO category id of each label ([0] unused)
+};
+std::map<std::string, std::string> maskrcnn_metadata(const MaskRCNNConfig& c);
+MaskRCNNConfig maskrcnn_config_from(const std::map<std::string, std::string>& metadata, const std::string& file);
+
+// Loads a checkpoint for fine-tuning or evaluation: a tessera or torchvision Mask R-CNN state_dict
+// (keys "backbone.", "rpn.", "roi_heads.") or a torchvision ResNet classifier's ("conv1.",
+// "layer1.", ...: into the backbone body). Tensors whose shape differs (e.g. a 91-class predictor
+// for a 4-class model) are left as initialised. Prints what was loaded and what was skipped.
+void load_detection_weights(MaskRCNN& model, const std::string& path);
 
 }  // namespace tessera::driver

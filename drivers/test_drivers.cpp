@@ -16,6 +16,7 @@
 #include "data/image.h"
 #include "data/synthetic.h"
 #include "drivers/common.h"
+#include "eval/coco_eval.h"
 #include "optim/checkpoint.h"
 #include "tessera.h"
 
@@ -143,6 +144,79 @@ TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("at step 6"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("iter      8/8"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+const std::string kTrainMaskRCNN = TESSERA_TRAIN_MASKRCNN;
+const std::string kEvaluate = TESSERA_EVALUATE;
+
+TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
+  const fs::path dir = scratch("maskrcnn");
+  const fs::path out = dir / "run";
+  Result r = run(kTrainMaskRCNN +
+                     " --iters 4 --log-every 2 --eval-every 2 --save-every 2 --train-images 4 --eval-images 3 --image-size 64"
+                     " --rois-per-image 16 --batch 2 --workers 1 --threads 1 --out " + quoted(out),
+                 dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("iter      4/4 | loss "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(cls "), std::string::npos);
+  EXPECT_NE(r.output.find("eval @2 on 3 images"), std::string::npos) << r.output;
+  std::ifstream metrics(out / "metrics.jsonl");
+  std::string line;
+  int train_lines = 0, eval_lines = 0;
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) {
+      ++train_lines;
+      for (const char* k : {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"})
+        EXPECT_TRUE(j.contains(k) && std::isfinite(j[k].get<double>())) << k << " in " << line;
+    }
+    if (j.contains("segm_AP")) ++eval_lines;
+  }
+  EXPECT_EQ(train_lines, 2);
+  EXPECT_EQ(eval_lines, 2);
+  const Tensor preview = read_image((out / "preview_4.png").string());
+  EXPECT_EQ(preview.size(1), 64);
+  SafetensorsFile f = load_safetensors((out / "model.safetensors").string());
+  EXPECT_EQ(f.metadata.at("model"), "maskrcnn");
+  const driver::MaskRCNNConfig cfg = driver::maskrcnn_config_from(f.metadata, "model.safetensors");
+  EXPECT_EQ(cfg.class_names, (std::vector<std::string>{"background", "square", "circle", "triangle"}));
+
+  // predict the held-out images (the driver's: seed 1 + 7919), then evaluate against the ground
+  // truth the training run wrote: the numbers are coco_evaluate's on the same files.
+  SyntheticShapes held(3, 1 + 7919, 64, 64);
+  std::string images;
+  for (int64_t i = 0; i < 3; ++i) {
+    const std::string p = (dir / ("held" + std::to_string(i) + ".png")).string();
+    write_png(p, held.get(i).image);
+    images += " " + p;
+  }
+  const fs::path pred = dir / "pred";
+  r = run(kPredict + " maskrcnn --threads 1 --score-threshold 0.0 --model " + quoted(out / "model.safetensors") + " --out " +
+              quoted(pred) + images,
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Tensor pic = read_image((pred / "held0_detections.png").string());
+  EXPECT_EQ(pic.shape(), (Shape{3, 64, 64}));
+  const std::vector<CocoResult> results = load_coco_results((pred / "results.json").string());
+  for (const CocoResult& c : results) {
+    EXPECT_TRUE(c.image_id >= 1 && c.image_id <= 3);
+    EXPECT_TRUE(c.has_segmentation && c.height == 64 && c.width == 64);
+  }
+  r = run(kEvaluate + " --gt " + quoted(out / "eval_ground_truth.json") + " --results " + quoted(pred / "results.json") +
+              " --out " + quoted(dir / "ap.json"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("IoU metric: segm"), std::string::npos) << r.output;
+  const auto ap = nlohmann::json::parse(std::ifstream(dir / "ap.json"));
+  const CocoDataset gt((out / "eval_ground_truth.json").string(), "", true);
+  EXPECT_EQ(ap["segm_AP"].get<double>(), coco_evaluate(gt, results, "segm").ap());
+  EXPECT_EQ(ap["bbox_AP50"].get<double>(), coco_evaluate(gt, results, "bbox").ap50());
+  // Bad input: a results file for images the ground truth does not have.
+  std::ofstream(dir / "bad.json") << "[{\"image_id\": 99, \"category_id\": 1, \"score\": 0.5, \"bbox\": [0, 0, 4, 4]}]";
+  r = run(kEvaluate + " --gt " + quoted(out / "eval_ground_truth.json") + " --results " + quoted(dir / "bad.json"), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("image id 99"), std::string::npos) << r.output;
   fs::remove_all(dir);
 }
 

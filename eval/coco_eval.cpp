@@ -88,6 +88,36 @@ void save_coco_results(const std::string& path, const std::vector<CocoResult>& r
   write_file_atomic(path, [&](std::ostream& o) { o << text; });
 }
 
+std::vector<CocoResult> detections_to_coco(const Detections& d, int64_t image_id, const std::vector<int64_t>& category_ids) {
+  std::vector<CocoResult> out;
+  const int64_t D = d.boxes.defined() ? d.boxes.size(0) : 0;
+  if (D == 0) return out;
+  const auto boxes = d.boxes.to(kCPU).to(kFloat64).to_vector<double>();
+  const auto scores = d.scores.to(kCPU).to(kFloat64).to_vector<double>();
+  const auto labels = d.labels.to(kCPU).to(kInt64).to_vector<int64_t>();
+  const bool masks = d.masks.defined() && d.masks.size(0) == D;
+  Tensor binary = masks ? gt(d.masks.to(kCPU), 0.5).to(kUInt8) : Tensor();
+  for (int64_t i = 0; i < D; ++i) {
+    const size_t k = static_cast<size_t>(i);
+    TS_CHECK(labels[k] >= 1 && labels[k] < static_cast<int64_t>(category_ids.size()), "detections_to_coco: label ", labels[k],
+             " has no category id");
+    CocoResult r;
+    r.image_id = image_id;
+    r.category_id = category_ids[static_cast<size_t>(labels[k])];
+    r.score = scores[k];
+    r.bbox = {boxes[k * 4], boxes[k * 4 + 1], boxes[k * 4 + 2] - boxes[k * 4], boxes[k * 4 + 3] - boxes[k * 4 + 1]};
+    r.has_bbox = true;
+    if (masks) {
+      r.rle = coco::rle_encode(binary.select(0, i).select(0, 0));
+      r.height = binary.size(2);
+      r.width = binary.size(3);
+      r.has_segmentation = true;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 // ---- IoU
 
 namespace {

@@ -14,6 +14,7 @@
 
 #include "data/coco.h"
 #include "data/coco_mask.h"
+#include "models/roi_heads.h"
 
 namespace tessera {
 
@@ -40,6 +41,11 @@ struct CocoEvalStats {
   // The lines pycocotools' summarize() prints.
   std::string summary() const;
 };
+
+// One image's detections (masks [D, 1, H, W] probabilities, binarised at 0.5) as results;
+// category_ids[label] is the COCO category of a label (index 0, the background, unused).
+std::vector<CocoResult> detections_to_coco(const Detections& detections, int64_t image_id,
+                                           const std::vector<int64_t>& category_ids);
 
 // iou_type: "bbox" or "segm". Every result's image must be one of the ground truth's images.
 CocoEvalStats coco_evaluate(const CocoDataset& ground_truth, const std::vector<CocoResult>& results, const std::string& iou_type);
