@@ -17,8 +17,22 @@ class Allocator {
   virtual void deallocate(void* ptr) = 0;
 };
 
-// 64-byte aligned host memory (one cache line; the widest AVX-512 load).
+// 64-byte aligned host memory (one cache line; the widest AVX-512 load). Blocks of 1 MiB and more
+// are cached on size-binned free lists when freed (TESSERA_CPU_CACHE_MB caps the cache, default
+// 4096, 0 = off; always off under AddressSanitizer).
 Allocator* cpu_allocator();
+
+struct CpuMemoryStats {
+  size_t allocated = 0;       // bytes of cached-size blocks in live tensors (blocks >= 1 MiB)
+  size_t cached = 0;          // bytes held in the free lists
+  size_t peak_allocated = 0;  // high-water mark of `allocated` since the last reset
+  uint64_t system_allocs = 0; // large blocks taken from the system
+  uint64_t hits = 0;          // large requests served from the cache
+};
+CpuMemoryStats cpu_memory_stats();
+void cpu_reset_peak_memory_stats();
+// Returns every cached, unused host block to the system.
+void cpu_empty_cache();
 // The caching allocator of CUDA device `index`; an Error when CUDA is not usable.
 Allocator* cuda_allocator(int index);
 Allocator* allocator_for(Device d);

@@ -203,6 +203,39 @@ TEST(Tensor, PrintsShapeDtypeDeviceAndValues) {
   EXPECT_NE(ss.str().find("0, 1, 2"), std::string::npos) << ss.str();
 }
 
+TEST(CpuAllocator, LargeBlocksAreCachedAndReusedAndTheCacheEmpties) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "the CPU block cache is off under AddressSanitizer (so that use-after-free stays visible)";
+#endif
+  if (const char* v = std::getenv("TESSERA_CPU_CACHE_MB"); v != nullptr && std::string(v) == "0")
+    GTEST_SKIP() << "TESSERA_CPU_CACHE_MB=0 turns the CPU block cache off";
+  cpu_empty_cache();
+  const CpuMemoryStats s0 = cpu_memory_stats();
+  const void* first = nullptr;
+  {
+    Tensor a = empty({3, 1000, 1000});  // 12 MB: a cached size
+    first = a.data_ptr();
+    EXPECT_GE(cpu_memory_stats().allocated, s0.allocated + size_t{12000000});
+  }
+  const CpuMemoryStats s1 = cpu_memory_stats();
+  EXPECT_GE(s1.cached, size_t{12000000});
+  EXPECT_EQ(s1.allocated, s0.allocated);
+  {
+    // The same bin comes back from the cache, not from the system, and holds what is written.
+    Tensor b = full({2, 1500, 1000}, 2.5);  // 12 MB again
+    EXPECT_EQ(b.data_ptr(), first);
+    EXPECT_EQ(cpu_memory_stats().hits, s1.hits + 1);
+    EXPECT_EQ(cpu_memory_stats().system_allocs, s1.system_allocs);
+    EXPECT_EQ(sum(b).item<float>(), 2.5f * 3e6f);
+  }
+  {
+    Tensor small = zeros({100});  // small blocks bypass the cache
+    EXPECT_EQ(cpu_memory_stats().allocated, s0.allocated);
+  }
+  cpu_empty_cache();
+  EXPECT_EQ(cpu_memory_stats().cached, 0u);
+}
+
 TEST(Parallel, ThreadSettingAndParallelForCoverEveryIndex) {
   const int before = num_threads();
   EXPECT_GE(before, 1);
