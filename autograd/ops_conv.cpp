@@ -56,8 +56,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stri
 
   Tensor x = raw::contiguous(x_in), w = raw::contiguous(w_in);
   Tensor out = raw::empty({g.N, g.O, g.Ho, g.Wo}, x.dtype(), x.device());
-  conv2d_forward_kernel(out, x, w, g);
-  add_bias(out, b);
+  conv2d_forward_kernel(out, x, w, b, g);
   if (needs_grad({&x_in, &w_in, &b})) {
     const bool need_x = x_in.requires_grad(), need_w = w_in.requires_grad(), need_b = b.defined() && b.requires_grad();
     record("Conv2dBackward", {x_in, w_in, b}, {out},
@@ -117,7 +116,7 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b,
              Tensor gx, gw, gb;
              if (need_x) {
                gx = raw::empty({g.N, g.O, g.Ho, g.Wo}, go.dtype(), go.device());
-               conv2d_forward_kernel(gx, go, sw.get(), g);
+               conv2d_forward_kernel(gx, go, sw.get(), Tensor(), g);
              }
              if (need_w) {
                gw = raw::empty({g.O, g.Cg(), g.kh, g.kw}, go.dtype(), go.device());
