@@ -3,9 +3,11 @@
 #include <cstdio>
 
 #include "bench_common.h"
+#include "kernels/matmul.h"
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("cpu_blas", tessera::cpu_blas_info());
   std::vector<int64_t> devices = {0};
   if (tessera::cuda::is_available()) devices.push_back(1);
   else std::fprintf(stderr, "tessera_bench: CUDA cases skipped: %s\n", tessera::cuda::unavailable_reason().c_str());

@@ -1,4 +1,5 @@
-// Whole models: a U-Net training step (forward, pixel-weighted cross-entropy, backward, SGD with
+// Whole models: Mask R-CNN inference and training step (ResNet-50-FPN, torchvision's defaults,
+// 512 x 512), and a U-Net training step (forward, pixel-weighted cross-entropy, backward, SGD with
 // momentum) and overlap-tile-free inference on one tile. scripts/compare_torch.py builds the same
 // network in PyTorch (same layers, same tile) and times the same step.
 //
@@ -35,14 +36,16 @@ void BM_UNetTrainStep(benchmark::State& state) {
   UNetCase c(state.range(1), state.range(2), state.range(3), dev);
   c.net.train();
   SGD opt(c.net.parameters(), SGDOptions{1e-4, 0.99});
-  for (auto _ : state) {
+  auto step = [&] {
     opt.zero_grad();
     Tensor loss = pixel_weighted_cross_entropy(c.net.forward(c.x), c.target, c.weight);
     loss.backward();
     opt.step();
     sync(dev);
-    benchmark::DoNotOptimize(loss.data_ptr());
-  }
+    return loss;
+  };
+  step();  // warm-up, untimed (compare_torch.py warms PyTorch up too)
+  for (auto _ : state) benchmark::DoNotOptimize(step().data_ptr());
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(state.iterations() * state.range(3)), benchmark::Counter::kIsRate);
 }
 
@@ -51,12 +54,83 @@ void BM_UNetInference(benchmark::State& state) {
   UNetCase c(state.range(1), state.range(2), state.range(3), dev);
   c.net.eval();
   NoGradGuard no_grad;
+  c.net.forward(c.x);  // warm-up, untimed
+  sync(dev);
   for (auto _ : state) {
     Tensor logits = c.net.forward(c.x);
     sync(dev);
     benchmark::DoNotOptimize(logits.data_ptr());
   }
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(state.iterations() * state.range(3)), benchmark::Counter::kIsRate);
+}
+
+// Mask R-CNN ResNet-50-FPN on 512 x 512 images (min_size = max_size = 512), random weights. The
+// score threshold is 0 so that both frameworks keep 100 detections and run the mask head on them.
+MaskRCNNOptions maskrcnn_bench_options() {
+  MaskRCNNOptions o;
+  o.min_size = o.max_size = 512;
+  o.roi_heads.score_thresh = 0.0;
+  return o;
+}
+
+// Two 512 x 512 images with three boxes and masks each (the same in compare_torch.py).
+std::vector<Sample> maskrcnn_bench_batch() {
+  std::vector<Sample> batch;
+  for (int i = 0; i < 2; ++i) {
+    Generator g(20 + static_cast<uint64_t>(i));
+    Sample s;
+    s.image = rand({3, 512, 512}, kFloat32, &g);
+    s.boxes = from_vector<float>({40, 60, 200, 220, 250, 100, 480, 300, 100, 320, 260, 500}, {3, 4});
+    s.labels = from_vector<int64_t>({1, 5, 17}, {3});
+    s.masks = zeros({3, 512, 512}, kUInt8);
+    for (int k = 0; k < 3; ++k) {
+      const auto b = s.boxes.select(0, k).to_vector<float>();
+      s.masks.select(0, k).narrow(0, int64_t(b[1]), int64_t(b[3] - b[1])).narrow(1, int64_t(b[0]), int64_t(b[2] - b[0])).fill_(1.0);
+    }
+    batch.push_back(s);
+  }
+  return batch;
+}
+
+void BM_MaskRCNNInference(benchmark::State& state) {
+  const Device dev = device_of(state);
+  manual_seed(0);
+  MaskRCNN net(maskrcnn_bench_options());
+  net.to(dev);
+  net.eval();
+  const auto batch = maskrcnn_bench_batch();
+  const Tensor image = batch[0].image.to(dev);
+  net.detect({image});  // warm-up, untimed
+  sync(dev);
+  for (auto _ : state) {
+    auto d = net.detect({image});
+    sync(dev);
+    benchmark::DoNotOptimize(d.front().boxes.data_ptr());
+  }
+}
+
+void BM_MaskRCNNTrainStep(benchmark::State& state) {
+  const Device dev = device_of(state);
+  manual_seed(0);
+  MaskRCNN net(maskrcnn_bench_options());
+  net.to(dev);
+  net.train();
+  std::vector<Tensor> params;
+  for (const Tensor& p : net.parameters())
+    if (p.requires_grad()) params.push_back(p);
+  SGD opt(params, SGDOptions{1e-4, 0.9});
+  const auto batch = maskrcnn_bench_batch();
+  Generator g(3);
+  auto step = [&] {
+    opt.zero_grad();
+    Tensor loss = net.losses(batch, &g).total();
+    loss.backward();
+    opt.step();
+    sync(dev);
+    return loss;
+  };
+  step();  // warm-up, untimed
+  for (auto _ : state) benchmark::DoNotOptimize(step().data_ptr());
 }
 
 }  // namespace
@@ -77,6 +151,18 @@ void register_models(const std::vector<int64_t>& devices) {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
+  for (int64_t dev : devices) {
+    benchmark::RegisterBenchmark("BM_MaskRCNNInference", BM_MaskRCNNInference)
+        ->ArgNames({"cuda", "size"})
+        ->Args({dev, 512})
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("BM_MaskRCNNTrainStep", BM_MaskRCNNTrainStep)
+        ->ArgNames({"cuda", "size", "batch"})
+        ->Args({dev, 512, 2})
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
 }
 
 }  // namespace tessera::bench

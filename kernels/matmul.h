@@ -4,6 +4,8 @@
 // row-major or transposed (column-major) without a copy.
 #pragma once
 
+#include <string>
+
 #include "core/tensor.h"
 
 namespace tessera {
@@ -22,5 +24,9 @@ bool blas_layout(const Tensor& t, MatrixLayout* layout);
 void matmul_kernel(const Tensor& out, const Tensor& a, const Tensor& b);
 void matmul_kernel_cpu(const Tensor& out, const Tensor& a, const Tensor& b);
 void matmul_kernel_cuda(const Tensor& out, const Tensor& a, const Tensor& b);
+// The CPU GEMM in use, for benchmark reports: "OpenBLAS <kernel family>", plus the
+// OPENBLAS_CORETYPE override when the environment sets one (it decides the kernels: on the
+// project's AVX-512 machines, OPENBLAS_CORETYPE=Haswell halves the GEMM rate).
+std::string cpu_blas_info();
 
 }  // namespace tessera

@@ -157,10 +157,69 @@ def torch_unet(width, depth=4, in_channels=1, classes=2):
     return UNet()
 
 
+def maskrcnn_case(name, args, device):
+    """torchvision's maskrcnn_resnet50_fpn at 512 x 512 with random weights, as bench_models.cpp:
+    score threshold 0 (100 detections through the mask head), two images with three boxes each
+    for the training step (batch norm frozen, as tessera's detection backbone)."""
+    import torch
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    torch.manual_seed(0)
+    model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=512, max_size=512, box_score_thresh=0.0)
+
+    # As with pretrained weights (and tessera's defaults): FrozenBatchNorm2d, conv1 and layer1 frozen.
+    def freeze(module):
+        for name, child in module.named_children():
+            if isinstance(child, torch.nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features)
+                for k in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, k).copy_(getattr(child, k).detach())
+                setattr(module, name, frozen)
+            else:
+                freeze(child)
+
+    freeze(model.backbone.body)
+    for n, p in model.backbone.body.named_parameters():
+        if n.startswith("conv1") or n.startswith("layer1"):
+            p.requires_grad_(False)
+    model = model.to(device)
+    g = torch.Generator().manual_seed(20)
+    images = [torch.rand(3, 512, 512, generator=g).to(device) for _ in range(2)]
+    boxes = torch.tensor([[40, 60, 200, 220], [250, 100, 480, 300], [100, 320, 260, 500]], dtype=torch.float32)
+    masks = torch.zeros(3, 512, 512, dtype=torch.uint8)
+    for k, b in enumerate(boxes.int().tolist()):
+        masks[k, b[1]:b[3], b[0]:b[2]] = 1
+    targets = [{"boxes": boxes.to(device), "labels": torch.tensor([1, 5, 17], device=device), "masks": masks.to(device)}
+               for _ in range(2)]
+    if name == "BM_MaskRCNNInference":
+        model.eval()
+
+        def infer():
+            with torch.no_grad():
+                return model([images[0]])
+
+        return infer
+    model.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+
+    def step():
+        with torch.enable_grad():
+            opt.zero_grad()
+            loss = sum(model(images, targets).values())
+            loss.backward()
+            opt.step()
+        return loss
+
+    return step
+
+
 def model_case(name, args, device):
     import torch
     import torch.nn.functional as F
 
+    if name.startswith("BM_MaskRCNN"):
+        return maskrcnn_case(name, args, device)
     if name not in ("BM_UNetTrainStep", "BM_UNetInference"):
         return None
     net = torch_unet(args["width"]).to(device)
@@ -224,6 +283,8 @@ def main():
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         report = json.loads(out.stdout)
 
+    if "cpu_blas" in report.get("context", {}):
+        print(f"tessera: {report['context']['cpu_blas']}")
     try:
         import torch
     except ImportError:

@@ -1,6 +1,8 @@
 // CPU matmul through OpenBLAS (its OpenMP build shares tessera's thread pool).
 #include <cblas.h>
 
+#include <cstdlib>
+
 #include "core/parallel.h"
 #include "core/view.h"
 #include "kernels/matmul.h"
@@ -57,6 +59,13 @@ void matmul_kernel_cpu(const Tensor& out, const Tensor& a_in, const Tensor& b_in
       for (int64_t i = 0; i < batch; ++i) one(i);
     }
   });
+}
+
+std::string cpu_blas_info() {
+  const char* core = openblas_get_corename();
+  std::string info = std::string("OpenBLAS ") + (core ? core : "?");
+  if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) info += std::string(" (OPENBLAS_CORETYPE=") + forced + ")";
+  return info;
 }
 
 }  // namespace tessera
