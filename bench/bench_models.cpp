@@ -5,6 +5,8 @@
 //
 // Sizes (the U-Net issue's): the paper's network (width 64, 572x572 -> 388x388, batch 1) and a
 // width-16 network on a batch of four 572x572 tiles, on every device.
+#include <memory>
+
 #include "bench_common.h"
 
 namespace tessera::bench {
@@ -73,8 +75,9 @@ MaskRCNNOptions maskrcnn_bench_options() {
   return o;
 }
 
-// Two 512 x 512 images with three boxes and masks each (the same in compare_torch.py).
-std::vector<Sample> maskrcnn_bench_batch() {
+// Two 512 x 512 images with three boxes and masks each (the same in compare_torch.py), on `dev`
+// already, so that no step pays for host-to-device copies (torchvision's side is on the device).
+std::vector<Sample> maskrcnn_bench_batch(Device dev) {
   std::vector<Sample> batch;
   for (int i = 0; i < 2; ++i) {
     Generator g(20 + static_cast<uint64_t>(i));
@@ -87,23 +90,33 @@ std::vector<Sample> maskrcnn_bench_batch() {
       const auto b = s.boxes.select(0, k).to_vector<float>();
       s.masks.select(0, k).narrow(0, int64_t(b[1]), int64_t(b[3] - b[1])).narrow(1, int64_t(b[0]), int64_t(b[2] - b[0])).fill_(1.0);
     }
+    s.image = s.image.to(dev);
+    s.boxes = s.boxes.to(dev);
+    s.labels = s.labels.to(dev);
+    s.masks = s.masks.to(dev);
     batch.push_back(s);
   }
   return batch;
 }
 
+// The benchmark model on `dev`, in training or evaluation mode.
+std::unique_ptr<MaskRCNN> maskrcnn_bench_model(Device dev, bool train) {
+  manual_seed(0);
+  auto net = std::make_unique<MaskRCNN>(maskrcnn_bench_options());
+  net->to(dev);
+  if (train) net->train();
+  else net->eval();
+  return net;
+}
+
 void BM_MaskRCNNInference(benchmark::State& state) {
   const Device dev = device_of(state);
-  manual_seed(0);
-  MaskRCNN net(maskrcnn_bench_options());
-  net.to(dev);
-  net.eval();
-  const auto batch = maskrcnn_bench_batch();
-  const Tensor image = batch[0].image.to(dev);
-  net.detect({image});  // warm-up, untimed
+  auto net = maskrcnn_bench_model(dev, false);
+  const Tensor image = maskrcnn_bench_batch(dev)[0].image;
+  net->detect({image});  // warm-up, untimed
   sync(dev);
   for (auto _ : state) {
-    auto d = net.detect({image});
+    auto d = net->detect({image});
     sync(dev);
     benchmark::DoNotOptimize(d.front().boxes.data_ptr());
   }
@@ -111,19 +124,16 @@ void BM_MaskRCNNInference(benchmark::State& state) {
 
 void BM_MaskRCNNTrainStep(benchmark::State& state) {
   const Device dev = device_of(state);
-  manual_seed(0);
-  MaskRCNN net(maskrcnn_bench_options());
-  net.to(dev);
-  net.train();
+  auto net = maskrcnn_bench_model(dev, true);
   std::vector<Tensor> params;
-  for (const Tensor& p : net.parameters())
+  for (const Tensor& p : net->parameters())
     if (p.requires_grad()) params.push_back(p);
   SGD opt(params, SGDOptions{1e-4, 0.9});
-  const auto batch = maskrcnn_bench_batch();
+  const auto batch = maskrcnn_bench_batch(dev);
   Generator g(3);
   auto step = [&] {
     opt.zero_grad();
-    Tensor loss = net.losses(batch, &g).total();
+    Tensor loss = net->losses(batch, &g).total();
     loss.backward();
     opt.step();
     sync(dev);

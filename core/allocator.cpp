@@ -4,10 +4,13 @@
 // feature map of a convolutional network would otherwise fault in and zero its pages again on each
 // step (PyTorch's CPU allocator has the same cost). Those blocks are therefore kept on size-binned
 // free lists when freed and handed out again for the next request of the same bin, up to a cap
-// (TESSERA_CPU_CACHE_MB, default 4096; 0 turns the cache off). Smaller blocks go straight to
+// (TESSERA_CPU_CACHE_MB, default 4096; 0 turns the cache off); a full cache gives back blocks of
+// other bins to take the newly freed one. Smaller blocks go straight to
 // aligned_alloc/free. Under AddressSanitizer the cache is off, so use-after-free stays visible.
 #include "core/allocator.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -50,7 +53,10 @@ size_t cache_limit_from_env() {
   if (v == nullptr || *v == '\0') return size_t{4096} << 20;
   char* end = nullptr;
   const long long mb = std::strtoll(v, &end, 10);
-  if (end == v || *end != '\0' || mb < 0) return size_t{4096} << 20;  // unparsable: the default
+  if (end == v || *end != '\0' || mb < 0) {  // no exception here: this runs at the first allocation
+    std::fprintf(stderr, "tessera: TESSERA_CPU_CACHE_MB='%s' is not a number of MiB; using 4096\n", v);
+    return size_t{4096} << 20;
+  }
   return static_cast<size_t>(mb) << 20;
 #endif
 }
@@ -63,7 +69,7 @@ class CpuAllocator final : public Allocator {
   void* allocate(size_t nbytes) override {
     size_t rounded = (nbytes + kAlign - 1) / kAlign * kAlign;
     if (rounded == 0) rounded = kAlign;
-    if (rounded < kCacheFrom || limit_ == 0) return system_alloc(rounded, nbytes);
+    if (rounded < kCacheFrom) return system_alloc(rounded, nbytes);
     const size_t size = bin_size(rounded);
     std::lock_guard<std::mutex> lock(mu_);
     void* p = nullptr;
@@ -97,6 +103,9 @@ class CpuAllocator final : public Allocator {
         const size_t size = it->second;
         live_.erase(it);
         stats_.allocated -= size;
+        // A full cache makes room by giving back blocks of other bins, largest first, so that
+        // sizes a workload no longer asks for (e.g. earlier image sizes) do not pin the cap.
+        if (size <= limit_ && stats_.cached + size > limit_) evict_locked(stats_.cached + size - limit_, size);
         if (stats_.cached + size <= limit_) {
           free_[size].push_back(ptr);
           stats_.cached += size;
@@ -117,6 +126,16 @@ class CpuAllocator final : public Allocator {
     return stats_;
   }
 
+  size_t set_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t before = limit_;
+#ifndef TESSERA_ASAN
+    limit_ = bytes;
+    if (stats_.cached > limit_) evict_locked(stats_.cached - limit_, 0);
+#endif
+    return before;
+  }
+
   void reset_peak() {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.peak_allocated = stats_.allocated;
@@ -129,6 +148,19 @@ class CpuAllocator final : public Allocator {
     return p;
   }
 
+  // Frees cached blocks, from the largest bin down and never of bin `keep`, until `bytes` are gone.
+  void evict_locked(size_t bytes, size_t keep) {
+    for (auto it = free_.rbegin(); bytes > 0 && it != free_.rend(); ++it) {
+      if (it->first == keep) continue;
+      while (bytes > 0 && !it->second.empty()) {
+        std::free(it->second.back());
+        it->second.pop_back();
+        stats_.cached -= it->first;
+        bytes -= std::min(bytes, it->first);
+      }
+    }
+  }
+
   void release_locked() {
     for (auto& [size, blocks] : free_)
       for (void* p : blocks) std::free(p);
@@ -136,7 +168,7 @@ class CpuAllocator final : public Allocator {
     stats_.cached = 0;
   }
 
-  const size_t limit_;
+  size_t limit_;  // guarded by mu_
   std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;
   std::unordered_map<void*, size_t> live_;
@@ -155,6 +187,7 @@ Allocator* cpu_allocator() { return &cpu_caching_allocator(); }
 CpuMemoryStats cpu_memory_stats() { return cpu_caching_allocator().stats(); }
 void cpu_reset_peak_memory_stats() { cpu_caching_allocator().reset_peak(); }
 void cpu_empty_cache() { cpu_caching_allocator().empty_cache(); }
+size_t cpu_set_cache_limit(size_t bytes) { return cpu_caching_allocator().set_limit(bytes); }
 
 Allocator* allocator_for(Device d) { return d.is_cpu() ? cpu_allocator() : cuda_allocator(d.index); }
 

@@ -33,6 +33,9 @@ CpuMemoryStats cpu_memory_stats();
 void cpu_reset_peak_memory_stats();
 // Returns every cached, unused host block to the system.
 void cpu_empty_cache();
+// Sets the cap on cached host bytes (0 = no caching; no effect under AddressSanitizer), giving back
+// blocks over it; returns the previous cap.
+size_t cpu_set_cache_limit(size_t bytes);
 // The caching allocator of CUDA device `index`; an Error when CUDA is not usable.
 Allocator* cuda_allocator(int index);
 Allocator* allocator_for(Device d);

@@ -234,6 +234,26 @@ TEST(CpuAllocator, LargeBlocksAreCachedAndReusedAndTheCacheEmpties) {
   }
   cpu_empty_cache();
   EXPECT_EQ(cpu_memory_stats().cached, 0u);
+
+  // A full cache gives back blocks of other bins to keep the newly freed one.
+  const size_t cap = cpu_set_cache_limit(size_t{20} << 20);
+  const void* second = nullptr;
+  {
+    Tensor a = empty({3, 1000, 1000});  // 12 MB bin
+    Tensor b = empty({4, 1000, 1000});  // 16 MB bin
+    second = b.data_ptr();
+    a = Tensor();                       // cached: 12 MB
+    EXPECT_GE(cpu_memory_stats().cached, size_t{12000000});
+  }                                     // b freed: 12 + 16 > 20, so the 12 MB block goes
+  const CpuMemoryStats s2 = cpu_memory_stats();
+  EXPECT_LE(s2.cached, size_t{20} << 20);
+  EXPECT_GE(s2.cached, size_t{16000000});
+  Tensor again = empty({4, 1000, 1000});
+  EXPECT_EQ(again.data_ptr(), second);
+  EXPECT_EQ(cpu_memory_stats().hits, s2.hits + 1);
+  again = Tensor();
+  cpu_set_cache_limit(cap);
+  cpu_empty_cache();
 }
 
 TEST(Parallel, ThreadSettingAndParallelForCoverEveryIndex) {
