@@ -116,6 +116,10 @@ Tensor bmm(const Tensor& a, const Tensor& b);     // 3-D only, equal batch sizes
 // ---- convolution (NCHW; weight [out, in / groups, kh, kw], as torch.nn.functional)
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1, Int2 padding = 0,
               Int2 dilation = 1, int64_t groups = 1);
+// relu(conv2d(...)) in one pass: the CPU applies bias and ReLU to each band of output rows while it
+// is in cache, and no pre-activation tensor is made. Same values and gradients as the two ops.
+Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1, Int2 padding = 0,
+                   Int2 dilation = 1, int64_t groups = 1);
 // weight [in, out / groups, kh, kw]; argument order as torch.nn.functional.conv_transpose2d.
 // (set_cudnn_benchmark(true), kernels/conv_settings.h: choose cuDNN algorithms by timed trials.)
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1,
@@ -135,6 +139,12 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Int2 kernel_s
 // bias 0, no running statistics: batch statistics always).
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5);
+// As torch.nn.functional.group_norm: x [N, C, ...] is normalised over each group of C / num_groups
+// channels (and all positions) of each sample with its own mean and biased variance, then scaled
+// per channel; weight and bias [C] may be undefined. The same in training and evaluation, so it
+// suits batches of one or two images (Wu & He, 2018). Built from differentiable ops.
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                  double eps = 1e-5);
 // torchvision's FrozenBatchNorm2d: x * w / sqrt(rv + eps) + (b - rm * w / sqrt(rv + eps)); the four
 // per-channel tensors are constants (no gradient flows to them).
 Tensor frozen_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,

@@ -33,36 +33,41 @@ Tensor add_bias(Tensor out, const Tensor& b) {
 
 Tensor bias_grad(const Tensor& g) { return sum(g, {0, 2, 3}); }
 
-}  // namespace
-
-Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding, Int2 dilation,
-              int64_t groups) {
-  check_conv_args("conv2d", x_in, w_in, b, stride, padding, dilation, groups);
+// relu: the output is max(0, conv + bias) (conv2d_relu), computed in the same pass; the backward
+// masks the incoming gradient with output > 0 (ReLU's rule) before the convolution's.
+Tensor conv2d_impl(const char* op, const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding,
+                   Int2 dilation, int64_t groups, bool relu) {
+  check_conv_args(op, x_in, w_in, b, stride, padding, dilation, groups);
   Conv2dGeometry g{};
   g.N = x_in.size(0), g.C = x_in.size(1), g.H = x_in.size(2), g.W = x_in.size(3);
   g.O = w_in.size(0), g.kh = w_in.size(2), g.kw = w_in.size(3);
   g.stride_h = stride.h, g.stride_w = stride.w, g.pad_h = padding.h, g.pad_w = padding.w;
   g.dil_h = dilation.h, g.dil_w = dilation.w, g.groups = groups;
-  TS_CHECK(g.C % groups == 0 && g.O % groups == 0, "conv2d: channels in (", g.C, ") and out (", g.O,
+  TS_CHECK(g.C % groups == 0 && g.O % groups == 0, op, ": channels in (", g.C, ") and out (", g.O,
            ") must be divisible by groups (", groups, ")");
-  TS_CHECK(w_in.size(1) == g.C / groups, "conv2d: weight ", shape_str(w_in.shape()), " expects ", w_in.size(1) * groups,
+  TS_CHECK(w_in.size(1) == g.C / groups, op, ": weight ", shape_str(w_in.shape()), " expects ", w_in.size(1) * groups,
            " input channels, the input has ", g.C);
-  if (b.defined()) TS_CHECK(b.dim() == 1 && b.size(0) == g.O, "conv2d: bias must have shape [", g.O, "], got ", shape_str(b.shape()));
+  if (b.defined()) TS_CHECK(b.dim() == 1 && b.size(0) == g.O, op, ": bias must have shape [", g.O, "], got ", shape_str(b.shape()));
   const int64_t eff_h = g.dil_h * (g.kh - 1) + 1, eff_w = g.dil_w * (g.kw - 1) + 1;
-  TS_CHECK(g.H + 2 * g.pad_h >= eff_h && g.W + 2 * g.pad_w >= eff_w, "conv2d: the padded input (", g.H + 2 * g.pad_h,
+  TS_CHECK(g.H + 2 * g.pad_h >= eff_h && g.W + 2 * g.pad_w >= eff_w, op, ": the padded input (", g.H + 2 * g.pad_h,
            " x ", g.W + 2 * g.pad_w, ") is smaller than the dilated kernel (", eff_h, " x ", eff_w, ")");
   g.Ho = (g.H + 2 * g.pad_h - eff_h) / g.stride_h + 1;
   g.Wo = (g.W + 2 * g.pad_w - eff_w) / g.stride_w + 1;
 
   Tensor x = raw::contiguous(x_in), w = raw::contiguous(w_in);
   Tensor out = raw::empty({g.N, g.O, g.Ho, g.Wo}, x.dtype(), x.device());
-  conv2d_forward_kernel(out, x, w, b, g);
+  conv2d_forward_kernel(out, x, w, b, g, relu);
   if (needs_grad({&x_in, &w_in, &b})) {
     const bool need_x = x_in.requires_grad(), need_w = w_in.requires_grad(), need_b = b.defined() && b.requires_grad();
-    record("Conv2dBackward", {x_in, w_in, b}, {out},
-           [sx = SavedTensor(need_w ? x : Tensor()), sw = SavedTensor(need_x ? w : Tensor()), g, need_x, need_w,
-            need_b](std::vector<Tensor>& grads) {
+    record(relu ? "Conv2dReluBackward" : "Conv2dBackward", {x_in, w_in, b}, {out},
+           [sx = SavedTensor(need_w ? x : Tensor()), sw = SavedTensor(need_x ? w : Tensor()), sy = SavedTensor(relu ? out : Tensor()),
+            g, need_x, need_w, need_b](std::vector<Tensor>& grads) {
              Tensor go = raw::contiguous(grads[0]);
+             if (sy.defined()) {
+               Tensor masked = raw::empty(go.shape(), go.dtype(), go.device());
+               elementwise_binary(BinaryOp::ReluBackward, masked, go, sy.get());
+               go = masked;
+             }
              Tensor gx, gw, gb;
              if (need_x) {
                gx = zeros({g.N, g.C, g.H, g.W}, options(go.dtype(), go.device()));
@@ -77,6 +82,16 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stri
            });
   }
   return out;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Int2 stride, Int2 padding, Int2 dilation, int64_t groups) {
+  return conv2d_impl("conv2d", x, w, b, stride, padding, dilation, groups, false);
+}
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, Int2 stride, Int2 padding, Int2 dilation,
+                   int64_t groups) {
+  return conv2d_impl("conv2d_relu", x, w, b, stride, padding, dilation, groups, true);
 }
 
 Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding,

@@ -135,4 +135,28 @@ Tensor frozen_batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor&
   return y;
 }
 
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
+  TS_CHECK(x.defined() && x.dim() >= 2, "group_norm: expected an input [N, C, ...], got ",
+           x.defined() ? shape_str(x.shape()) : "undefined");
+  detail::check_floating("group_norm", x);
+  const int64_t N = x.size(0), C = x.size(1);
+  TS_CHECK(num_groups > 0 && C % num_groups == 0, "group_norm: ", C, " channels cannot be split into ", num_groups, " groups");
+  Shape per_channel(static_cast<size_t>(x.dim()), 1);
+  per_channel[1] = C;
+  for (auto [name, t] : {std::pair<const char*, const Tensor*>{"weight", &weight}, {"bias", &bias}})
+    if (t->defined()) {
+      TS_CHECK(t->dim() == 1 && t->size(0) == C, "group_norm: ", name, " must have shape [", C, "], got ", shape_str(t->shape()));
+      TS_CHECK(t->dtype() == x.dtype() && t->device() == x.device(), "group_norm: ", name, " must be ", dtype_name(x.dtype()),
+               " on ", x.device(), ", got ", t->str());
+    }
+  if (x.numel() == 0) return x.clone();
+  const Tensor xr = x.reshape({N, num_groups, -1});
+  const Tensor centred = sub(xr, mean(xr, {2}, true));
+  const Tensor inv_std = rsqrt(add(mean(square(centred), {2}, true), eps));
+  Tensor y = mul(centred, inv_std).reshape(x.shape());
+  if (weight.defined()) y = mul(y, weight.reshape(per_channel));
+  if (bias.defined()) y = add(y, bias.reshape(per_channel));
+  return y;
+}
+
 }  // namespace tessera

@@ -15,15 +15,17 @@ std::atomic<bool> cudnn_benchmark_flag{false};
 void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag.store(on); }
 bool cudnn_benchmark() { return cudnn_benchmark_flag.load(); }
 
-void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g) {
+void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
+                           bool relu) {
   if (out.numel() == 0) return;
   const Tensor b = bias.defined() ? raw::contiguous(bias) : Tensor();
   if (x.is_cpu()) {
-    conv2d_forward_kernel_cpu(out, x, w, b, g);
+    conv2d_forward_kernel_cpu(out, x, w, b, g, relu);
     return;
   }
   TS_CUDA_CALL(conv2d_forward_kernel_cuda(out, x, w, g));
   if (b.defined()) elementwise_binary(BinaryOp::Add, out, out, raw::reshape(b, {1, g.O, 1, 1}));
+  if (relu) elementwise_unary(UnaryOp::Relu, out, out);
 }
 void conv2d_backward_input_kernel(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g) {
   if (grad_x.numel() == 0 || grad_out.numel() == 0) return;

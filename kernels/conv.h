@@ -25,15 +25,18 @@ struct Conv2dGeometry {
 };
 
 // x [N, C, H, W], w [O, C/groups, kh, kw], out/grad_out [N, O, Ho, Wo]: all contiguous, one dtype.
-// bias [O] or undefined; the CPU adds it to each band of output rows right after its GEMM, while
-// the band is still in cache (a separate pass would read and write the whole output once more).
-void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g);
+// bias [O] or undefined; relu: max(0, .) after the bias (conv2d_relu). The CPU applies both to each
+// band of output rows right after its GEMM, while the band is still in cache (a separate pass would
+// read and write the whole output once more for each); CUDA runs them as elementwise kernels.
+void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
+                           bool relu = false);
 // grad_x must be zero-filled by the caller: contributions are added.
 void conv2d_backward_input_kernel(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g);
 // grad_w is overwritten.
 void conv2d_backward_weight_kernel(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g);
 
-void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g);
+void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
+                               bool relu);
 void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g);
 void conv2d_backward_weight_kernel_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g);
 void conv2d_forward_kernel_cuda(const Tensor& out, const Tensor& x, const Tensor& w, const Conv2dGeometry& g);

@@ -32,6 +32,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, Int2 k, Int2 stride_, Int2 padding_, Int
 }
 
 Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, stride, padding, dilation, groups); }
+Tensor Conv2d::forward_relu(const Tensor& x) { return conv2d_relu(x, weight, bias, stride, padding, dilation, groups); }
 
 ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, Int2 k, Int2 stride_, Int2 padding_, Int2 output_padding_,
                                  int64_t groups_, bool use_bias, Int2 dilation_, Generator* gen)
@@ -100,6 +101,17 @@ FrozenBatchNorm2d::FrozenBatchNorm2d(int64_t c, double eps_) : eps(eps_) {
   register_buffer("running_mean", &running_mean);
   register_buffer("running_var", &running_var);
 }
+
+GroupNorm::GroupNorm(int64_t groups, int64_t c, double eps_, bool affine) : num_groups(groups), eps(eps_) {
+  TS_CHECK(groups > 0 && c > 0 && c % groups == 0, "GroupNorm: ", c, " channels cannot be split into ", groups, " groups");
+  if (affine) {
+    weight = ones({c});
+    bias = zeros({c});
+    register_parameter("weight", &weight);
+    register_parameter("bias", &bias);
+  }
+}
+Tensor GroupNorm::forward(const Tensor& x) { return group_norm(x, num_groups, weight, bias, eps); }
 
 Tensor FrozenBatchNorm2d::forward(const Tensor& x) { return frozen_batch_norm(x, weight, bias, running_mean, running_var, eps); }
 

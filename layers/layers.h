@@ -15,6 +15,8 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, Int2 kernel_size, Int2 stride = 1, Int2 padding = 0,
          Int2 dilation = 1, int64_t groups = 1, bool bias = true, Generator* gen = nullptr);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) in one pass (conv2d_relu).
+  Tensor forward_relu(const Tensor& x);
   Tensor weight, bias;
   Int2 stride, padding, dilation;
   int64_t groups;
@@ -47,6 +49,16 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;
+};
+
+// torch.nn.GroupNorm: weight (ones) and bias (zeros) [num_channels]; no running statistics.
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight, bias;
+  int64_t num_groups;
+  double eps;
 };
 
 // torchvision.ops.FrozenBatchNorm2d: four buffers, no parameters, no num_batches_tracked.

@@ -93,7 +93,7 @@ Tensor RoIHeads::box_features(const std::vector<Tensor>& features, const std::ve
 Tensor RoIHeads::mask_logits(const std::vector<Tensor>& features, const std::vector<Tensor>& boxes, const std::vector<Int2>& sizes) {
   const std::vector<Tensor> levels = pooled_levels(features);
   Tensor x = multi_scale_roi_align(levels, boxes_to_rois(boxes), infer_roi_scales(levels, largest_size(sizes)), 14, 2);
-  for (auto& conv : mask_convs_) x = relu(conv->forward(x));
+  for (auto& conv : mask_convs_) x = conv->forward_relu(x);
   x = relu(conv5_mask_->forward(x));
   return mask_fcn_logits_->forward(x);
 }

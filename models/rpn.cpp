@@ -25,7 +25,7 @@ RPNHead::RPNHead(int64_t in_channels, int64_t num_anchors, Generator* gen) {
 std::pair<std::vector<Tensor>, std::vector<Tensor>> RPNHead::forward_levels(const std::vector<Tensor>& features) {
   std::vector<Tensor> logits, deltas;
   for (const Tensor& f : features) {
-    Tensor t = relu(conv_->forward(f));
+    Tensor t = conv_->forward_relu(f);
     logits.push_back(cls_logits_->forward(t));
     deltas.push_back(bbox_pred_->forward(t));
   }

@@ -25,12 +25,9 @@ struct UNet::DoubleConv : Module {
     }
   }
   Tensor forward(const Tensor& x) override {
-    Tensor y = conv1->forward(x);
-    if (bn1) y = bn1->forward(y);
-    y = relu(y);
-    y = conv2->forward(y);
-    if (bn2) y = bn2->forward(y);
-    return relu(y);
+    if (!bn1) return conv2->forward_relu(conv1->forward_relu(x));  // bias and ReLU fused into the convolution
+    Tensor y = relu(bn1->forward(conv1->forward(x)));
+    return relu(bn2->forward(conv2->forward(y)));
   }
 };
 

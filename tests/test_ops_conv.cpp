@@ -69,6 +69,20 @@ OpCase conv_case(const std::string& name, Shape x, Shape w, bool bias, ConvArgs 
           [a, bias](H h) { return conv2d_ref(h[0], h[1], bias ? &h[2] : nullptr, a); }, diff, tol};
 }
 
+// conv2d_relu against relu of the plain-loop convolution (value and, by finite differences, gradients).
+OpCase conv_relu_case(const std::string& name, Shape x, Shape w, bool bias, ConvArgs a, bool diff = true) {
+  std::vector<In> in = {{x}, {w}};
+  if (bias) in.push_back({{w[0]}});
+  return {name, in,
+          [a, bias](V t) { return conv2d_relu(t[0], t[1], bias ? t[2] : Tensor(), a.stride, a.padding, a.dilation, a.groups); },
+          [a, bias](H h) {
+            Host y = conv2d_ref(h[0], h[1], bias ? &h[2] : nullptr, a);
+            for (double& v : y.v) v = v > 0 ? v : 0.0;
+            return y;
+          },
+          diff, 1e-4};
+}
+
 OpCase convt_case(const std::string& name, Shape x, Shape w, bool bias, ConvArgs a) {
   std::vector<In> in = {{x}, {w}};
   if (bias) in.push_back({{w[1] * a.groups}});
@@ -93,6 +107,10 @@ std::vector<OpCase> cases() {
   c.push_back(conv_case("conv_rect", {1, 2, 6, 7}, {2, 2, 2, 3}, true, {{2, 1}, {0, 1}, {1, 2}}));
   c.push_back(conv_case("conv_7x7_stride2_pad3", {1, 3, 9, 9}, {2, 3, 7, 7}, false, {2, 3}, false));
   c.push_back(conv_case("conv_banded_large", {1, 64, 70, 70}, {4, 64, 3, 3}, true, {1, 1}, false, 1e-4));
+  c.push_back(conv_relu_case("conv_relu_pad1", {2, 3, 5, 6}, {4, 3, 3, 3}, true, {1, 1}));
+  c.push_back(conv_relu_case("conv_relu_no_bias_groups2", {1, 4, 5, 5}, {6, 2, 3, 3}, false, {1, 1, 1, 0, 2}));
+  c.push_back(conv_relu_case("conv_relu_pointwise", {2, 4, 3, 5}, {3, 4, 1, 1}, true, {}));
+  c.push_back(conv_relu_case("conv_relu_banded_large", {1, 64, 70, 70}, {4, 64, 3, 3}, true, {1, 1}, false));
   c.push_back(convt_case("convt_2x2_stride2", {1, 4, 3, 3}, {4, 3, 2, 2}, true, {2}));
   c.push_back(convt_case("convt_3x3_s2_p1_op1", {1, 2, 3, 4}, {2, 3, 3, 3}, true, {2, 1, 1, 1}));
   c.push_back(convt_case("convt_groups_dilation", {1, 4, 3, 3}, {4, 1, 2, 2}, false, {1, 0, 2, 0, 2}));
@@ -129,6 +147,30 @@ TEST(Conv, BandedGradientsMatchPlainLoops) {
   EXPECT_TRUE(close(x.grad(), gx, 1e-9, 1e-9));
   EXPECT_TRUE(close(w.grad(), gw, 1e-9, 1e-9));
   EXPECT_TRUE(close(b.grad(), ref::sum(hg, {0, 2, 3}, false), 1e-9, 1e-9));
+}
+
+// The fused op gives exactly what relu(conv2d(...)) gives, values and gradients, in float32 too.
+TEST(Conv, ReluFusedEqualsConvThenRelu) {
+  Generator gen(9);
+  Tensor x = randn({2, 16, 30, 33}, kFloat32, &gen).requires_grad_();
+  Tensor w = randn({8, 16, 3, 3}, kFloat32, &gen).requires_grad_();
+  Tensor b = randn({8}, kFloat32, &gen).requires_grad_();
+  Tensor wout = randn({2, 8, 28, 31}, kFloat32, &gen);
+  Tensor fused = conv2d_relu(x, w, b);
+  sum(mul(fused, wout)).backward();
+  const Tensor gx = x.grad().clone(), gw = w.grad().clone(), gb = b.grad().clone();
+  for (Tensor* t : {&x, &w, &b}) t->set_grad(Tensor());
+  Tensor plain = relu(conv2d(x, w, b));
+  sum(mul(plain, wout)).backward();
+  EXPECT_TRUE(equal(fused, plain));
+  const int64_t positive = sum(gt(fused, 0.0).to(kInt64)).item<int64_t>();
+  EXPECT_GT(positive, fused.numel() / 4);  // both sides of the kink are exercised
+  EXPECT_LT(positive, fused.numel() * 3 / 4);
+  EXPECT_TRUE(equal(gx, x.grad()));
+  EXPECT_TRUE(equal(gw, w.grad()));
+  EXPECT_TRUE(equal(gb, b.grad()));
+  EXPECT_EQ(fused.grad_fn()->name(), "Conv2dReluBackward");
+  EXPECT_THROW(conv2d_relu(x, zeros({8, 3, 3, 3})), Error);
 }
 
 TEST(ConvErrors, BadShapesAndArguments) {

@@ -84,6 +84,26 @@ Host bn_ref(const Host& x, const std::vector<double>& mean, const std::vector<do
   return y;
 }
 
+// Group norm by plain loops: each (sample, group) normalised with its own mean and biased variance.
+Host gn_ref(const Host& x, int64_t G, const Host* w, const Host* b, double eps) {
+  const int64_t N = x.shape[0], C = x.shape[1], per = x.numel() / (N * C);
+  Host y = x;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t c0 = g * (C / G), count = (C / G) * per, first = (n * C + c0) * per;
+      double m = 0, v = 0;
+      for (int64_t i = 0; i < count; ++i) m += x.v[first + i];
+      m /= static_cast<double>(count);
+      for (int64_t i = 0; i < count; ++i) v += (x.v[first + i] - m) * (x.v[first + i] - m);
+      v /= static_cast<double>(count);
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t c = c0 + i / per;
+        y.v[first + i] = (x.v[first + i] - m) / std::sqrt(v + eps) * (w ? w->v[c] : 1.0) + (b ? b->v[c] : 0.0);
+      }
+    }
+  return y;
+}
+
 std::vector<OpCase> cases() {
   std::vector<OpCase> c;
   c.push_back(pool_case("maxpool_2x2", {2, 3, 6, 8}, 2, std::nullopt, 0, 1, false));
@@ -119,6 +139,14 @@ std::vector<OpCase> cases() {
                                     {{3}, Kind::Normal, 0, false}, {{3}, Kind::Positive, 0, false}},
                [=](V t) { return frozen_batch_norm(t[0], t[1], t[2], t[3], t[4]); },
                [=](H h) { return bn_ref(h[0], h[3].v, h[4].v, &h[1], &h[2], eps); }});
+  c.push_back({"groupnorm_2_groups", {{{3, 4, 2, 3}}, {{4}}, {{4}}},
+               [=](V t) { return group_norm(t[0], 2, t[1], t[2], eps); },
+               [=](H h) { return gn_ref(h[0], 2, &h[1], &h[2], eps); }, true, 1e-4});
+  c.push_back({"groupnorm_instance_like_no_affine", {{{2, 3, 5}}},
+               [=](V t) { return group_norm(t[0], 3); }, [=](H h) { return gn_ref(h[0], 3, nullptr, nullptr, eps); }, true, 1e-4});
+  c.push_back({"groupnorm_one_group_large", {{{2, 8, 30, 40}}, {{8}}, {{8}}},
+               [=](V t) { return group_norm(t[0], 1, t[1], t[2], eps); },
+               [=](H h) { return gn_ref(h[0], 1, &h[1], &h[2], eps); }, false, 1e-4});
   c.push_back({"batchnorm_train_large", {{{2, 5, 40, 60}}, {{5}}, {{5}}},
                [=](V t) { return batch_norm(t[0], Tensor(), Tensor(), t[1], t[2], true, 0.1, eps); },
                [=](H h) {
@@ -129,6 +157,17 @@ std::vector<OpCase> cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(NormPool, OpTest, ::testing::ValuesIn(cases()), case_name);
+
+TEST(GroupNorm, RejectsBadGroupsAndParameterShapes) {
+  Tensor x = zeros({2, 6, 3, 3});
+  EXPECT_THROW(group_norm(x, 4), Error);  // 6 channels, 4 groups
+  EXPECT_THROW(group_norm(x, 0), Error);
+  EXPECT_THROW(group_norm(x, 3, ones({5})), Error);
+  EXPECT_THROW(group_norm(zeros({6}), 3), Error);
+  EXPECT_THROW(group_norm(zeros({2, 6}, kInt64), 3), Error);
+  EXPECT_THROW(GroupNorm(4, 6), Error);
+  EXPECT_EQ(group_norm(zeros({0, 6, 2, 2}), 3).shape(), (Shape{0, 6, 2, 2}));
+}
 
 TEST(BatchNorm, RunningStatisticsFollowPyTorchsUpdate) {
   Generator gen(3);

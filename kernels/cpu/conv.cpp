@@ -6,6 +6,7 @@
 #include "core/view.h"
 #include "kernels/conv.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/elementwise.h"
 
 namespace tessera {
 
@@ -118,7 +119,8 @@ void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, 
 
 }  // namespace
 
-void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g) {
+void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
+                               bool relu) {
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     const T* pw = w.data<T>();
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
@@ -128,12 +130,17 @@ void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor&
     for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
       T* C = po + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
       blas::gemm<T>(false, false, g.Og(), rows * g.Wo, g.K(), T(1), pw + grp * g.Og() * g.K(), g.K(), B, ldb, T(0), C, HoWo);
-      if (pb == nullptr) return;
+      if (pb == nullptr && !relu) return;
       const int64_t len = rows * g.Wo;
       parallel_for(g.Og(), [=](int64_t o) {
         T* row = C + o * HoWo;
-        const T v = pb[grp * g.Og() + o];
-        for (int64_t i = 0; i < len; ++i) row[i] += v;
+        const T v = pb ? pb[grp * g.Og() + o] : T(0);
+        if (!relu) {
+          for (int64_t i = 0; i < len; ++i) row[i] += v;
+        } else {
+          const ReluF<T> f;
+          for (int64_t i = 0; i < len; ++i) row[i] = f(row[i] + v);
+        }
       }, row_grain(len));
     });
   });
