@@ -48,19 +48,30 @@ Sample SyntheticShapes::get(int64_t index) const {
   TS_CHECK(index >= 0 && index < count_, "SyntheticShapes: index ", index, " out of range [0, ", count_, ")");
   DataRng rng(seed_, static_cast<uint64_t>(index));
   const float bg[3] = {static_cast<float>(rng.uniform()), static_cast<float>(rng.uniform()), static_cast<float>(rng.uniform())};
+  // The classic sample's placement (scaled from its 128-px images): 1..4 shapes, half-size s in
+  // [buffer, side / 4] with buffer = side * 20 / 128, centres at least `buffer` from the edges, and a
+  // shape whose box overlaps an earlier kept one with IoU > 0.3 is dropped (its non-max suppression).
   const int64_t n = rng.randint(1, 5);
-  const double buffer = std::min(h_, w_) / 6.0;
+  const double side = static_cast<double>(std::min(h_, w_)), buffer = side * 20.0 / 128.0;
   std::vector<Shape2D> shapes;
+  auto iou = [](const Shape2D& a, const Shape2D& b) {
+    const double ix = std::max(0.0, std::min(a.x + a.s, b.x + b.s) - std::max(a.x - a.s, b.x - b.s));
+    const double iy = std::max(0.0, std::min(a.y + a.s, b.y + b.s) - std::max(a.y - a.s, b.y - b.s));
+    const double inter = ix * iy, uni = 4 * a.s * a.s + 4 * b.s * b.s - inter;
+    return inter / uni;
+  };
   for (int64_t i = 0; i < n; ++i) {
     Shape2D s{};
     s.label = rng.randint(1, 4);
     s.y = rng.uniform(buffer, static_cast<double>(h_) - buffer);
     s.x = rng.uniform(buffer, static_cast<double>(w_) - buffer);
-    s.s = rng.uniform(buffer * 0.5, std::min(h_, w_) / 4.0);
+    s.s = rng.uniform(buffer, side / 4.0);
     s.r = static_cast<float>(rng.uniform());
     s.g = static_cast<float>(rng.uniform());
     s.b = static_cast<float>(rng.uniform());
-    shapes.push_back(s);
+    bool keep = true;
+    for (const Shape2D& k : shapes) keep = keep && iou(k, s) <= 0.3;
+    if (keep) shapes.push_back(s);
   }
   // Paint in order; the owner of each pixel is the last shape that covers it.
   Tensor image = empty({3, h_, w_});

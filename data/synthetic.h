@@ -1,8 +1,9 @@
 // Synthetic datasets, deterministic from (seed, index), so that the main jobs run with no download.
 //   SyntheticShapes: the classic Mask R-CNN "shapes" sample — squares, circles and triangles of
-//     random colour, size and position on a random background, with instance masks (later shapes
-//     occlude earlier ones; fully hidden shapes are dropped) and tight boxes. Labels: 1 square,
-//     2 circle, 3 triangle.
+//     random colour, size and position on a flat random background (its placement rules: 1..4
+//     shapes of half-size side*20/128..side/4, a shape overlapping an earlier one with box IoU > 0.3
+//     is dropped), with instance masks (later shapes occlude earlier ones; fully hidden shapes are
+//     dropped) and tight boxes. Labels: 1 square, 2 circle, 3 triangle.
 //   SyntheticCells: touching cells for U-Net — irregular blobs that often touch; each pixel goes to
 //     the cell whose (angle-dependent) radius it is deepest inside, so touching cells share a
 //     boundary. The semantic mask is 1 on cells except a thin border where two cells touch (the

@@ -155,7 +155,7 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   const fs::path out = dir / "run";
   Result r = run(kTrainMaskRCNN +
                      " --iters 4 --log-every 2 --eval-every 2 --save-every 2 --train-images 4 --eval-images 3 --image-size 64"
-                     " --rois-per-image 16 --batch 2 --workers 1 --threads 1 --out " + quoted(out),
+                     " --rois-per-image 16 --anchor-sizes 8,16,32,64,128 --batch 2 --workers 1 --threads 1 --out " + quoted(out),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("iter      4/4 | loss "), std::string::npos) << r.output;
@@ -181,6 +181,8 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   EXPECT_EQ(f.metadata.at("model"), "maskrcnn");
   const driver::MaskRCNNConfig cfg = driver::maskrcnn_config_from(f.metadata, "model.safetensors");
   EXPECT_EQ(cfg.class_names, (std::vector<std::string>{"background", "square", "circle", "triangle"}));
+  EXPECT_EQ(cfg.options.anchor_sizes, (std::vector<double>{8, 16, 32, 64, 128}));  // predict builds the same anchors
+  EXPECT_NE(r.output.find("anchors 8,16,32,64,128"), std::string::npos) << r.output;
 
   // predict the held-out images (the driver's: seed 1 + 7919), then evaluate against the ground
   // truth the training run wrote: the numbers are coco_evaluate's on the same files.
@@ -217,6 +219,22 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   r = run(kEvaluate + " --gt " + quoted(out / "eval_ground_truth.json") + " --results " + quoted(dir / "bad.json"), dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("image id 99"), std::string::npos) << r.output;
+
+  // A GroupNorm backbone: the model file says so, and predict builds the same network from it.
+  const fs::path gn = dir / "gn";
+  r = run(kTrainMaskRCNN + " --norm gn --iters 2 --log-every 1 --eval-every 0 --train-images 2 --eval-images 1 --image-size 64"
+                           " --rois-per-image 16 --workers 1 --threads 1 --out " + quoted(gn),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("(GroupNorm(32))"), std::string::npos) << r.output;
+  SafetensorsFile gf = load_safetensors((gn / "model.safetensors").string());
+  EXPECT_EQ(driver::maskrcnn_config_from(gf.metadata, "gn").options.backbone.group_norm_groups, 32);
+  EXPECT_FALSE(gf.tensors.count("backbone.body.bn1.running_mean"));
+  r = run(kPredict + " maskrcnn --threads 1 --model " + quoted(gn / "model.safetensors") + " --out " + quoted(gn / "pred") +
+              images,
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(gn / "pred" / "results.json"));
   fs::remove_all(dir);
 }
 
@@ -239,6 +257,15 @@ TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
   r = run(kPredict + " unet --model " + quoted(dir / "bad.safetensors") + " --out " + quoted(dir / "p") + " x.png", dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("bad.safetensors"), std::string::npos) << r.output;
+  // Anchor sizes that are not five positive numbers.
+  r = run(kTrainMaskRCNN + " --iters 1 --norm layer --out " + quoted(dir / "m"), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("--norm must be"), std::string::npos) << r.output;
+  for (const char* sizes : {"16,32,64", "16,32,x,128,256", "16,32,0,128,256"}) {
+    r = run(kTrainMaskRCNN + " --iters 1 --anchor-sizes " + sizes + " --out " + quoted(dir / "m"), dir);
+    EXPECT_EQ(r.code, 1) << sizes;
+    EXPECT_NE(r.output.find("--anchor-sizes"), std::string::npos) << r.output;
+  }
   // An unknown mode, and a missing image.
   r = run(kPredict + " resnet", dir);
   EXPECT_EQ(r.code, 1);

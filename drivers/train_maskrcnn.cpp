@@ -92,9 +92,12 @@ int run(int argc, char** argv) {
       .option("val-images", "", "the folder of the --val-coco images (default: --images)")
       .option("backbone", "resnet18", "resnet18, resnet34, resnet50 or resnet101")
       .option("weights", "", "initial weights: a Mask R-CNN or ResNet state_dict as safetensors (e.g. torchvision's)")
+      .option("norm", "", "backbone norm: frozen-bn, bn (batch statistics) or gn (GroupNorm, 32 groups); default: frozen-bn "
+                          "with --weights, else bn (as torchvision)")
       .option("trainable-layers", "", "backbone stages that train, 0-5 (default: 3 with --weights, else 5)")
       .option("min-size", "", "resize: shorter side (default: 800, synthetic: the image size)")
       .option("max-size", "", "resize: longer side at most (default: 1333, synthetic: the image size)")
+      .option("anchor-sizes", "", "anchor size per FPN level P2..P6 (default: 32,64,128,256,512; synthetic: 16,32,64,128,256)")
       .option("rois-per-image", "512", "RoIs sampled per image for the box and mask heads (torchvision: 512)")
       .option("iters", "3000", "training steps")
       .option("batch", "2", "images per step")
@@ -179,9 +182,19 @@ int run(int argc, char** argv) {
   cfg.options.num_classes = static_cast<int64_t>(cfg.class_names.size());
   cfg.options.backbone.depth = backbone_depth(args.str("backbone"));
   cfg.options.roi_heads.batch_size_per_image = args.integer("rois-per-image");
+  if (args.has("anchor-sizes"))
+    cfg.options.anchor_sizes = driver::parse_anchor_sizes(args.str("anchor-sizes"), "--anchor-sizes");
+  else if (!args.has("coco"))
+    cfg.options.anchor_sizes = {16, 32, 64, 128, 256};  // the shapes are 20..64 px; torchvision's 32..512 suit 800-px images
   // As torchvision: a pretrained backbone keeps its statistics frozen; from scratch it learns them
   // (BatchNorm2d with batch statistics in training).
   cfg.options.backbone.frozen_batch_norm = args.has("weights");
+  if (args.has("norm")) {
+    const std::string norm = args.str("norm");
+    TS_CHECK(norm == "frozen-bn" || norm == "bn" || norm == "gn", "--norm must be frozen-bn, bn or gn, not '", norm, "'");
+    cfg.options.backbone.frozen_batch_norm = norm == "frozen-bn";
+    cfg.options.backbone.group_norm_groups = norm == "gn" ? 32 : 0;
+  }
   cfg.options.backbone.trainable_layers = args.has("trainable-layers") ? args.integer("trainable-layers") : (args.has("weights") ? 3 : 5);
   MaskRCNN net(cfg.options);
   if (args.has("weights")) driver::load_detection_weights(net, args.str("weights"));
@@ -206,10 +219,21 @@ int run(int argc, char** argv) {
   lo.workers = static_cast<int>(args.integer("workers"));
   lo.drop_last = true;
   DataLoader loader(train_ds, lo, [](Sample s, DataRng& rng) { return rng.uniform() < 0.5 ? hflip(s) : s; });
-  std::printf("Mask R-CNN %s-FPN: %lld parameters (%lld trained), %lld classes, images resized to %g..%g, %s, %lld CPU threads; "
-              "%lld training / %lld evaluation images\n",
-              args.str("backbone").c_str(), (long long)net.num_parameters(), (long long)net.num_parameters(true),
-              (long long)cfg.options.num_classes - 1, cfg.options.min_size, cfg.options.max_size, dev.str().c_str(),
+  std::string anchors;
+  for (double a : cfg.options.anchor_sizes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", a);
+    if (!anchors.empty()) anchors += ',';
+    anchors += buf;
+  }
+  const char* norm_name = cfg.options.backbone.group_norm_groups > 0 ? "GroupNorm(32)"
+                          : cfg.options.backbone.frozen_batch_norm   ? "FrozenBatchNorm"
+                                                                     : "BatchNorm";
+  std::printf("Mask R-CNN %s-FPN (%s): %lld parameters (%lld trained), %lld classes, images resized to %g..%g, anchors %s, "
+              "%lld RoIs per image, %s, %lld CPU threads; %lld training / %lld evaluation images\n",
+              args.str("backbone").c_str(), norm_name, (long long)net.num_parameters(), (long long)net.num_parameters(true),
+              (long long)cfg.options.num_classes - 1, cfg.options.min_size, cfg.options.max_size, anchors.c_str(),
+              (long long)cfg.options.roi_heads.batch_size_per_image, dev.str().c_str(),
               (long long)num_threads(), (long long)train_ds->size(), (long long)val_ds->size());
 
   driver::JsonLines metrics((out / "metrics.jsonl").string(), start > 0);

@@ -1,6 +1,8 @@
 // Mask R-CNN: transform, stages, post-processing.
 #include "models/mask_rcnn.h"
 
+#include <cmath>
+
 #include "core/grad_mode.h"
 #include "data/transforms.h"
 
@@ -15,8 +17,16 @@ MaskRCNN::MaskRCNN(MaskRCNNOptions o, Generator* gen) : opts_(o) {
   TS_CHECK(o.min_size > 0 && o.max_size >= o.min_size, "MaskRCNN: need 0 < min_size <= max_size, got ", o.min_size, " and ",
            o.max_size);
   TS_CHECK(o.image_mean.size() == 3 && o.image_std.size() == 3, "MaskRCNN: image_mean and image_std need 3 values");
+  TS_CHECK(o.anchor_sizes.size() == 5, "MaskRCNN: anchor_sizes needs one size per FPN level P2..P6 (5), got ",
+           o.anchor_sizes.size());
+  std::vector<std::vector<double>> sizes;
+  for (double a : o.anchor_sizes) {
+    TS_CHECK(a > 0 && std::isfinite(a), "MaskRCNN: anchor sizes must be positive, got ", a);
+    sizes.push_back({a});
+  }
   backbone_ = register_module("backbone", std::make_shared<BackboneWithFPN>(o.backbone, 256, gen));
-  rpn_ = register_module("rpn", std::make_shared<RegionProposalNetwork>(256, AnchorGenerator::fpn_default(), o.rpn, gen));
+  rpn_ = register_module("rpn", std::make_shared<RegionProposalNetwork>(
+                                    256, AnchorGenerator(sizes, std::vector<std::vector<double>>(5, {0.5, 1.0, 2.0})), o.rpn, gen));
   roi_heads_ = register_module("roi_heads", std::make_shared<RoIHeads>(256, o.num_classes, o.roi_heads, gen));
 }
 

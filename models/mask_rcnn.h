@@ -18,6 +18,9 @@ struct MaskRCNNOptions {
   int64_t num_classes = 91;  // including the background
   ResNetOptions backbone{50, true, 3, 0};
   double min_size = 800, max_size = 1333;
+  // One anchor size per FPN level P2..P6 (torchvision: 32..512), each with aspect ratios 0.5, 1, 2.
+  // Smaller images want smaller anchors (the shapes demo at 128 px uses 16..256).
+  std::vector<double> anchor_sizes = {32, 64, 128, 256, 512};
   std::vector<double> image_mean = {0.485, 0.456, 0.406}, image_std = {0.229, 0.224, 0.225};
   RPNOptions rpn;
   RoIHeadsOptions roi_heads;
@@ -48,6 +51,7 @@ class MaskRCNN : public Module {
   MaskRCNNLosses losses(const std::vector<Sample>& samples, Generator* sampler_gen = nullptr);
   const MaskRCNNOptions& options() const { return opts_; }
   BackboneWithFPN& backbone() { return *backbone_; }
+  RegionProposalNetwork& rpn() { return *rpn_; }
 
  private:
   // Normalise + resize (targets too) + batch.

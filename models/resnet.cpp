@@ -1,6 +1,7 @@
 // ResNet: basic and bottleneck blocks, the stem, stages and the trainable-stage rule.
 #include "models/resnet.h"
 
+#include <algorithm>
 #include <string>
 
 #include "layers/init.h"
@@ -9,8 +10,14 @@ namespace tessera {
 
 namespace {
 
-std::shared_ptr<Module> make_norm(int64_t channels, bool frozen) {
-  if (frozen) return std::make_shared<FrozenBatchNorm2d>(channels);
+struct NormSpec {
+  bool frozen;
+  int64_t groups;  // > 0: GroupNorm
+};
+
+std::shared_ptr<Module> make_norm(int64_t channels, NormSpec n) {
+  if (n.groups > 0) return std::make_shared<GroupNorm>(n.groups, channels);
+  if (n.frozen) return std::make_shared<FrozenBatchNorm2d>(channels);
   return std::make_shared<BatchNorm2d>(channels);
 }
 
@@ -22,10 +29,10 @@ std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t k, int64_t st
 }
 
 // The paper's convolution block shortcut: 1x1 convolution (with the block's stride) + norm.
-std::shared_ptr<Sequential> make_downsample(int64_t in, int64_t out, int64_t stride, bool frozen, Generator* gen) {
+std::shared_ptr<Sequential> make_downsample(int64_t in, int64_t out, int64_t stride, NormSpec norm, Generator* gen) {
   auto d = std::make_shared<Sequential>();
   d->push_back(make_conv(in, out, 1, stride, 0, gen));
-  d->push_back(make_norm(out, frozen));
+  d->push_back(make_norm(out, norm));
   return d;
 }
 
@@ -34,12 +41,12 @@ struct BasicBlock : Module {
   std::shared_ptr<Conv2d> conv1, conv2;
   std::shared_ptr<Module> bn1, bn2;
   std::shared_ptr<Sequential> downsample;
-  BasicBlock(int64_t in, int64_t planes, int64_t stride, bool frozen, Generator* gen) {
+  BasicBlock(int64_t in, int64_t planes, int64_t stride, NormSpec norm, Generator* gen) {
     conv1 = register_module("conv1", make_conv(in, planes, 3, stride, 1, gen));
-    bn1 = register_module("bn1", make_norm(planes, frozen));
+    bn1 = register_module("bn1", make_norm(planes, norm));
     conv2 = register_module("conv2", make_conv(planes, planes, 3, 1, 1, gen));
-    bn2 = register_module("bn2", make_norm(planes, frozen));
-    if (stride != 1 || in != planes) downsample = register_module("downsample", make_downsample(in, planes, stride, frozen, gen));
+    bn2 = register_module("bn2", make_norm(planes, norm));
+    if (stride != 1 || in != planes) downsample = register_module("downsample", make_downsample(in, planes, stride, norm, gen));
   }
   Tensor forward(const Tensor& x) override {
     Tensor y = relu(bn1->forward(conv1->forward(x)));
@@ -53,15 +60,15 @@ struct Bottleneck : Module {
   std::shared_ptr<Conv2d> conv1, conv2, conv3;
   std::shared_ptr<Module> bn1, bn2, bn3;
   std::shared_ptr<Sequential> downsample;
-  Bottleneck(int64_t in, int64_t planes, int64_t stride, bool frozen, Generator* gen) {
+  Bottleneck(int64_t in, int64_t planes, int64_t stride, NormSpec norm, Generator* gen) {
     const int64_t out = planes * kExpansion;
     conv1 = register_module("conv1", make_conv(in, planes, 1, 1, 0, gen));
-    bn1 = register_module("bn1", make_norm(planes, frozen));
+    bn1 = register_module("bn1", make_norm(planes, norm));
     conv2 = register_module("conv2", make_conv(planes, planes, 3, stride, 1, gen));
-    bn2 = register_module("bn2", make_norm(planes, frozen));
+    bn2 = register_module("bn2", make_norm(planes, norm));
     conv3 = register_module("conv3", make_conv(planes, out, 1, 1, 0, gen));
-    bn3 = register_module("bn3", make_norm(out, frozen));
-    if (stride != 1 || in != out) downsample = register_module("downsample", make_downsample(in, out, stride, frozen, gen));
+    bn3 = register_module("bn3", make_norm(out, norm));
+    if (stride != 1 || in != out) downsample = register_module("downsample", make_downsample(in, out, stride, norm, gen));
   }
   Tensor forward(const Tensor& x) override {
     Tensor y = relu(bn1->forward(conv1->forward(x)));
@@ -89,8 +96,11 @@ ResNet::ResNet(ResNetOptions o, Generator* gen) : opts_(o) {
   TS_CHECK(o.trainable_layers >= 0 && o.trainable_layers <= 5, "ResNet: trainable_layers must be in [0, 5], got ",
            o.trainable_layers);
   const bool bottleneck = o.depth >= 50;
+  TS_CHECK(o.group_norm_groups >= 0 && 64 % std::max<int64_t>(o.group_norm_groups, 1) == 0,
+           "ResNet: group_norm_groups must divide 64 (the narrowest norm), got ", o.group_norm_groups);
+  const NormSpec norm{o.frozen_batch_norm, o.group_norm_groups};
   conv1_ = register_module("conv1", make_conv(3, 64, 7, 2, 3, gen));
-  bn1_ = register_module("bn1", make_norm(64, o.frozen_batch_norm));
+  bn1_ = register_module("bn1", make_norm(64, norm));
   int64_t in = 64;
   for (int s = 0; s < 4; ++s) {
     const int64_t planes = int64_t{64} << s;
@@ -98,10 +108,10 @@ ResNet::ResNet(ResNetOptions o, Generator* gen) : opts_(o) {
     for (int64_t b = 0; b < blocks[s]; ++b) {
       const int64_t stride = (b == 0 && s > 0) ? 2 : 1;
       if (bottleneck) {
-        stage->push_back(std::make_shared<Bottleneck>(in, planes, stride, o.frozen_batch_norm, gen));
+        stage->push_back(std::make_shared<Bottleneck>(in, planes, stride, norm, gen));
         in = planes * Bottleneck::kExpansion;
       } else {
-        stage->push_back(std::make_shared<BasicBlock>(in, planes, stride, o.frozen_batch_norm, gen));
+        stage->push_back(std::make_shared<BasicBlock>(in, planes, stride, norm, gen));
         in = planes * BasicBlock::kExpansion;
       }
     }

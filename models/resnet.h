@@ -20,6 +20,10 @@ struct ResNetOptions {
   // How many of layer4, layer3, layer2, layer1, conv1 (in that order) train; 5 = all (with bn1).
   int64_t trainable_layers = 5;
   int64_t num_classes = 0;       // > 0 adds the classifier (avgpool + fc)
+  // > 0: GroupNorm with this many groups instead of either batch norm (same parameter names, no
+  // running statistics), for training from scratch with a batch of a few images, where batch
+  // statistics differ from image to image (He et al., "Rethinking ImageNet Pre-training", 2018).
+  int64_t group_norm_groups = 0;
 };
 
 class ResNet : public Module {

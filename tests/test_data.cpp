@@ -51,6 +51,35 @@ TEST(SyntheticShapes, DeterministicAndConsistent) {
   EXPECT_THROW(ds.get(20), Error);
 }
 
+TEST(SyntheticShapes, ClassicPlacementKeepsShapesApartAndLarge) {
+  // The classic sample's rules: a shape overlapping an earlier one with box IoU > 0.3 is dropped,
+  // so no shape hides another entirely (every image keeps its first shape) and the visible boxes
+  // overlap little; half-sizes are 20..32 px at 128 px, so boxes are at least ~20 px wide.
+  SyntheticShapes ds(60, 11);
+  double worst_iou = 0;
+  int64_t objects = 0;
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    Sample a = ds.get(i);
+    const int64_t k = a.labels.numel();
+    ASSERT_GE(k, 1) << "image " << i;
+    objects += k;
+    const std::vector<float> b = a.boxes.to_vector<float>();
+    for (int64_t p = 0; p < k; ++p) {
+      const float* u = &b[static_cast<size_t>(4 * p)];
+      EXPECT_GE(std::max(u[2] - u[0], u[3] - u[1]), 20.f) << "image " << i << " object " << p;
+      for (int64_t q = p + 1; q < k; ++q) {
+        const float* v = &b[static_cast<size_t>(4 * q)];
+        const double ix = std::max(0.f, std::min(u[2], v[2]) - std::max(u[0], v[0]));
+        const double iy = std::max(0.f, std::min(u[3], v[3]) - std::max(u[1], v[1]));
+        const double inter = ix * iy, uni = (u[2] - u[0]) * (u[3] - u[1]) + (v[2] - v[0]) * (v[3] - v[1]) - inter;
+        worst_iou = std::max(worst_iou, inter / uni);
+      }
+    }
+  }
+  EXPECT_LE(worst_iou, 0.45);
+  EXPECT_GT(objects, ds.size());  // several shapes per image on average, not one
+}
+
 TEST(SyntheticCells, TouchingCellsAreSeparatedInTheMask) {
   SyntheticCells ds(6, 3);
   int64_t touching = 0;

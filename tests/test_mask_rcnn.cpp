@@ -108,6 +108,26 @@ TEST(ResNet, StageShapesChannelsAndFrozenStages) {
   EXPECT_THROW(ResNet{o}, Error);
 }
 
+TEST(ResNet, GroupNormOptionNormalisesEachImageOnItsOwn) {
+  ResNetOptions o{18, false, 5, 0, 32};
+  manual_seed(4);
+  ResNet net(o);
+  net.train();
+  const auto sd = net.state_dict_map();
+  EXPECT_TRUE(sd.count("bn1.weight") && sd.count("layer2.0.downsample.1.bias"));  // torchvision's names
+  EXPECT_FALSE(sd.count("bn1.running_mean"));                                      // no statistics
+  // With GroupNorm an image's features do not depend on the other images of the batch, in training
+  // too (with BatchNorm they do: the second check).
+  Generator g(8);
+  Tensor a = randn({1, 3, 64, 64}, kFloat32, &g), b = mul(randn({1, 3, 64, 64}, kFloat32, &g), 3.0);
+  const Tensor alone = net.features(a)[3], together = net.features(cat({a, b}, 0))[3].narrow(0, 0, 1);
+  EXPECT_TRUE(test::close(together, alone, 1e-4, 1e-5));
+  ResNet bn({18, false, 5, 0, 0});
+  bn.train();
+  EXPECT_FALSE(test::close(bn.features(cat({a, b}, 0))[3].narrow(0, 0, 1), bn.features(a)[3], 1e-2, 1e-2));
+  EXPECT_THROW(ResNet({18, false, 5, 0, 48}), Error);  // 48 does not divide 64
+}
+
 TEST(PasteMasks, MatchesADirectReference) {
   // Reference: the padded mask resized to the enlarged integer box with a plain bilinear loop
   // (align_corners = false), then copied into the image where the box lies inside it.
@@ -161,6 +181,25 @@ MaskRCNNOptions small_options() {
   o.roi_heads.batch_size_per_image = 64;
   o.roi_heads.representation_size = 64;
   return o;
+}
+
+TEST(MaskRCNN, AnchorSizesOptionSetsTheRPNAnchorsPerLevel) {
+  MaskRCNNOptions o = small_options();
+  EXPECT_TRUE(test::equal(MaskRCNN(o).rpn().anchor_generator().cell_anchors(4),
+                          AnchorGenerator::fpn_default().cell_anchors(4)));  // torchvision's by default
+  o.anchor_sizes = {8, 16, 32, 64, 128};
+  MaskRCNN net(o);
+  for (size_t level = 0; level < 5; ++level) {
+    const AnchorGenerator one({{o.anchor_sizes[level]}}, {{0.5, 1.0, 2.0}});
+    EXPECT_TRUE(test::equal(net.rpn().anchor_generator().cell_anchors(level), one.cell_anchors(0))) << level;
+  }
+  // The square anchor of P2 is 8 px wide.
+  const std::vector<float> a = net.rpn().anchor_generator().cell_anchors(0).to_vector<float>();
+  EXPECT_EQ(a[6] - a[4], 8.f);
+  o.anchor_sizes = {16, 32, 64};
+  EXPECT_THROW(MaskRCNN{o}, Error);
+  o.anchor_sizes = {16, 32, -64, 128, 256};
+  EXPECT_THROW(MaskRCNN{o}, Error);
 }
 
 TEST(MaskRCNN, TrainsOnImagesWithAndWithoutObjectsAndRejectsBadInput) {
