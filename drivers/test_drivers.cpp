@@ -155,10 +155,12 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   const fs::path out = dir / "run";
   Result r = run(kTrainMaskRCNN +
                      " --iters 4 --log-every 2 --eval-every 2 --save-every 2 --train-images 4 --eval-images 3 --image-size 64"
-                     " --rois-per-image 16 --anchor-sizes 8,16,32,64,128 --batch 2 --workers 1 --threads 1 --out " + quoted(out),
+                     " --rois-per-image 16 --anchor-sizes 8,16,32,64,128 --norm bn --batch 2 --workers 1 --threads 1 --out " +
+                     quoted(out),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("iter      4/4 | loss "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resnet18-FPN (BatchNorm)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("(cls "), std::string::npos);
   EXPECT_NE(r.output.find("eval @2 on 3 images"), std::string::npos) << r.output;
   std::ifstream metrics(out / "metrics.jsonl");
@@ -220,9 +222,10 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("image id 99"), std::string::npos) << r.output;
 
-  // A GroupNorm backbone: the model file says so, and predict builds the same network from it.
+  // A GroupNorm backbone (the default from scratch): the model file says so, and predict builds the
+  // same network from it.
   const fs::path gn = dir / "gn";
-  r = run(kTrainMaskRCNN + " --norm gn --iters 2 --log-every 1 --eval-every 0 --train-images 2 --eval-images 1 --image-size 64"
+  r = run(kTrainMaskRCNN + " --iters 2 --log-every 1 --eval-every 0 --train-images 2 --eval-images 1 --image-size 64"
                            " --rois-per-image 16 --workers 1 --threads 1 --out " + quoted(gn),
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
