@@ -8,7 +8,9 @@ tessera / PyTorch (below 1: tessera is faster). Run from the repository root:
     python3 scripts/compare_torch.py [--device cpu|cuda|all] [--tessera-json FILE]
 
 PyTorch on the development machines: Debian's python3-torch (CPU); on the GPU machines: the
-image's own. Timings are medians of repeated runs after warm-up; CUDA timings use events.
+image's own. Timings are medians of repeated runs after warm-up on both sides (tessera: the median
+of --repetitions Google Benchmark repetitions; PyTorch: of at least 5 timed calls); CUDA timings
+use events. Medians, because the shared development machines are noisy (single runs move by 20-40%).
 """
 import argparse
 import json
@@ -270,6 +272,7 @@ def main():
     ap.add_argument("--tessera-json", help="tessera_bench --benchmark_format=json output to read instead of running it")
     ap.add_argument("--bench", default="build/bench/tessera_bench")
     ap.add_argument("--filter", default="", help="--benchmark_filter for tessera_bench")
+    ap.add_argument("--repetitions", type=int, default=5, help="tessera_bench repetitions (the median is compared)")
     args = ap.parse_args()
 
     threads = int(os.environ.get("TESSERA_NUM_THREADS", os.cpu_count() or 1))
@@ -277,7 +280,7 @@ def main():
         with open(args.tessera_json) as f:
             report = json.load(f)
     else:
-        cmd = [args.bench, "--benchmark_format=json"]
+        cmd = [args.bench, "--benchmark_format=json", f"--benchmark_repetitions={max(1, args.repetitions)}"]
         if args.filter:
             cmd.append(f"--benchmark_filter={args.filter}")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -296,10 +299,20 @@ def main():
         print(f"PyTorch {torch.__version__}, {threads} CPU threads" +
               (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
 
-    rows = []
+    # One entry per benchmark: the median aggregate when there were repetitions, else the run itself.
+    chosen = {}
     for b in report["benchmarks"]:
-        if b.get("error_occurred") or b.get("run_type") == "aggregate":
+        if b.get("error_occurred"):
             continue
+        key = b.get("run_name", b["name"])
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                chosen[key] = b
+        elif key not in chosen or chosen[key].get("run_type") != "aggregate":
+            chosen.setdefault(key, b)
+    rows = []
+    for key, b in chosen.items():
+        b = dict(b, name=key)
         name, bargs = parse(b["name"])
         device = "cuda" if bargs.get("cuda") else "cpu"
         if args.device != "all" and device != args.device:
