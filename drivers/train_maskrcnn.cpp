@@ -1,9 +1,9 @@
 // train_maskrcnn: trains Mask R-CNN (ResNet-FPN) on synthetic shapes (the default: discs, squares
-// and triangles on textured backgrounds) or on a COCO instances file. Progress lines carry the
+// and triangles on flat random backgrounds) or on a COCO instances file. Progress lines carry the
 // five losses and images/s; every --eval-every steps the held-out set is evaluated with COCO's AP
 // (bbox and segm) and a preview picture of its first images is written. Checkpoints are atomic.
 //
-//   train_maskrcnn --backbone resnet18 --iters 3000 --out runs/maskrcnn
+//   train_maskrcnn --backbone resnet18 --rois-per-image 32 --iters 6000 --out runs/maskrcnn  (segm AP50 1.00, README)
 //   train_maskrcnn --coco instances.json --images DIR --weights maskrcnn_resnet50_fpn.safetensors
 #include <chrono>
 #include <cstdio>
