@@ -51,7 +51,30 @@ struct MaxPool2dKernel {
       int64_t h1 = oh * g.stride_h - g.pad_h + (g.kh - 1) * g.dil_h + 1;
       h1 = h1 < g.H ? h1 : g.H;
       const T* xp = x + plane * g.H * g.W;
-      for (int64_t j = 0; j < n; ++j) {
+      int64_t j = 0;
+      if (g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0 && g.dil_h == 1 &&
+          g.dil_w == 1 && 2 * oh + 1 < g.H) {
+        // U-Net's 2x2 pool: the four taps of each full window, in the general loop's order (same
+        // ties and NaN rule), without its per-window bounds; partial (ceil-mode) windows fall through.
+        const int64_t full = (g.W / 2 - ow0) < n ? (g.W / 2 - ow0) : n;
+        const T* r0 = xp + 2 * oh * g.W;
+        const T* r1 = r0 + g.W;
+        for (; j < full; ++j) {
+          const int64_t w = 2 * (ow0 + j);
+          T best = math::lowest<T>();
+          int64_t at = 2 * oh * g.W + w;
+          const T taps[4] = {r0[w], r0[w + 1], r1[w], r1[w + 1]};
+          const int64_t where[4] = {at, at + 1, at + g.W, at + g.W + 1};
+          for (int k = 0; k < 4; ++k)
+            if (taps[k] > best || math::isnan(taps[k])) {
+              best = taps[k];
+              at = where[k];
+            }
+          y[i + j] = best;
+          if (indices) indices[i + j] = at;
+        }
+      }
+      for (; j < n; ++j) {
         const int64_t ow = ow0 + j;
         int64_t w0 = ow * g.stride_w - g.pad_w;
         while (w0 < 0) w0 += g.dil_w;

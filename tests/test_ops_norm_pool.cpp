@@ -158,6 +158,25 @@ std::vector<OpCase> cases() {
 
 INSTANTIATE_TEST_SUITE_P(NormPool, OpTest, ::testing::ValuesIn(cases()), case_name);
 
+// NaN wins its window (as PyTorch) and -inf stays -inf, on the 2x2 fast path and the general one.
+TEST(MaxPool, NanPropagatesAndInfinitiesSurvive) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  Tensor x = from_vector<float>({1, nan, 2, 3, -inf, -inf, 5, 4, 0, 0, 0, 0,  //
+                                 7, 1, -inf, -inf, -inf, -inf, 1, 1, 0, 0, 0, 8},
+                                {1, 1, 2, 12});
+  for (Int2 k : {Int2{2, 2}, Int2{2, 3}}) {
+    auto [y, idx] = max_pool2d_with_indices(x, k, k);
+    const std::vector<float> v = y.to_vector<float>();
+    const std::vector<int64_t> at = idx.to_vector<int64_t>();
+    EXPECT_TRUE(std::isnan(v[0])) << k.w;
+    EXPECT_EQ(at[0], 1) << k.w;
+    if (k.w == 2) {
+      EXPECT_EQ(std::vector<float>(v.begin() + 1, v.end()), (std::vector<float>{3, -inf, 5, 0, 8}));  // NaN != NaN
+      EXPECT_EQ(at, (std::vector<int64_t>{1, 3, 4, 6, 8, 23}));
+    }
+  }
+}
+
 TEST(GroupNorm, RejectsBadGroupsAndParameterShapes) {
   Tensor x = zeros({2, 6, 3, 3});
   EXPECT_THROW(group_norm(x, 4), Error);  // 6 channels, 4 groups
