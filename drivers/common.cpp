@@ -1,7 +1,6 @@
 // Driver helpers.
 #include "drivers/common.h"
 
-#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -128,7 +127,7 @@ std::vector<std::string> split_on(const std::string& s, char sep) {
 }
 }  // namespace
 
-std::vector<double> parse_anchor_sizes(const std::string& text, const std::string& what) {
+std::vector<double> parse_numbers(const std::string& text, const std::string& what) {
   std::vector<double> out;
   for (const std::string& item : split_on(text, ',')) {
     size_t used = 0;
@@ -138,25 +137,29 @@ std::vector<double> parse_anchor_sizes(const std::string& text, const std::strin
     } catch (const std::exception&) {
       used = 0;
     }
-    TS_CHECK(used > 0 && used == item.size() && v > 0 && std::isfinite(v), what, ": anchor sizes must be positive numbers, got '",
-             item, "' in '", text, "'");
+    TS_CHECK(used > 0 && used == item.size(), what, " must be a comma-separated list of numbers, got '", text, "'");
     out.push_back(v);
   }
-  TS_CHECK(out.size() == 5, what, ": need 5 anchor sizes (one per FPN level P2..P6), got ", out.size(), " in '", text, "'");
   return out;
 }
 
+std::string join_numbers(const std::vector<double>& values) {
+  std::string s;
+  for (double v : values) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);  // reads back exactly; 16 stays "16"
+    if (!s.empty()) s += ',';
+    s += buf;
+  }
+  return s;
+}
+
 std::map<std::string, std::string> maskrcnn_metadata(const MaskRCNNConfig& c) {
-  std::vector<std::string> ids, anchors;
+  std::vector<std::string> ids;
   for (int64_t id : c.category_ids) ids.push_back(std::to_string(id));
   const MaskRCNNOptions& o = c.options;
-  for (double a : o.anchor_sizes) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", a);
-    anchors.push_back(buf);
-  }
   return {{"model", "maskrcnn"},
-          {"maskrcnn.anchor_sizes", join(anchors, ',')},
+          {"maskrcnn.anchor_sizes", join_numbers(o.anchor_sizes)},
           {"maskrcnn.group_norm", std::to_string(o.backbone.group_norm_groups)},
           {"maskrcnn.num_classes", std::to_string(o.num_classes)},
           {"maskrcnn.backbone", std::to_string(o.backbone.depth)},
@@ -185,9 +188,9 @@ MaskRCNNConfig maskrcnn_config_from(const std::map<std::string, std::string>& m,
   c.options.backbone.depth = static_cast<int64_t>(number("maskrcnn.backbone"));
   c.options.min_size = number("maskrcnn.min_size");
   c.options.max_size = number("maskrcnn.max_size");
-  // Files written before the option existed used torchvision's anchors.
+  // Files written before the option existed used torchvision's anchors (MaskRCNN checks the values).
   if (auto it = m.find("maskrcnn.anchor_sizes"); it != m.end())
-    c.options.anchor_sizes = parse_anchor_sizes(it->second, file + ": metadata 'maskrcnn.anchor_sizes'");
+    c.options.anchor_sizes = parse_numbers(it->second, file + ": metadata 'maskrcnn.anchor_sizes'");
   if (m.count("maskrcnn.group_norm")) c.options.backbone.group_norm_groups = static_cast<int64_t>(number("maskrcnn.group_norm"));
   c.class_names = split_on(get("maskrcnn.class_names"), '\n');
   for (const std::string& id : split_on(get("maskrcnn.category_ids"), ',')) {

@@ -46,8 +46,10 @@ struct MaskRCNNConfig {
 };
 std::map<std::string, std::string> maskrcnn_metadata(const MaskRCNNConfig& c);
 MaskRCNNConfig maskrcnn_config_from(const std::map<std::string, std::string>& metadata, const std::string& file);
-// "16,32,64,128,256" -> five positive anchor sizes; `what` names the source in errors.
-std::vector<double> parse_anchor_sizes(const std::string& text, const std::string& what);
+// "0.67,0.89" -> {0.67, 0.89}: a comma-separated list of numbers; `what` names the source in errors.
+// join_numbers writes such a list back (17 significant digits: it reads back exactly).
+std::vector<double> parse_numbers(const std::string& text, const std::string& what);
+std::string join_numbers(const std::vector<double>& values);
 
 // Loads a checkpoint for fine-tuning or evaluation: a tessera or torchvision Mask R-CNN state_dict
 // (keys "backbone.", "rpn.", "roi_heads.") or a torchvision ResNet classifier's ("conv1.",

@@ -260,14 +260,18 @@ TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
   r = run(kPredict + " unet --model " + quoted(dir / "bad.safetensors") + " --out " + quoted(dir / "p") + " x.png", dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("bad.safetensors"), std::string::npos) << r.output;
-  // Anchor sizes that are not five positive numbers.
+  // An unknown norm; anchor sizes that are not numbers, not five, or not positive; bad --steps.
   r = run(kTrainMaskRCNN + " --iters 1 --norm layer --out " + quoted(dir / "m"), dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("--norm must be"), std::string::npos) << r.output;
-  for (const char* sizes : {"16,32,64", "16,32,x,128,256", "16,32,0,128,256"}) {
-    r = run(kTrainMaskRCNN + " --iters 1 --anchor-sizes " + sizes + " --out " + quoted(dir / "m"), dir);
-    EXPECT_EQ(r.code, 1) << sizes;
-    EXPECT_NE(r.output.find("--anchor-sizes"), std::string::npos) << r.output;
+  const std::pair<const char*, const char*> bad_lists[] = {{"--anchor-sizes 16,32,x,128,256", "--anchor-sizes must be"},
+                                                           {"--anchor-sizes 16,32,64", "anchor_sizes needs one size per FPN level"},
+                                                           {"--anchor-sizes 16,32,0,128,256", "anchor sizes must be positive"},
+                                                           {"--steps 0.5,,0.9", "--steps must be"}};
+  for (const auto& [option, message] : bad_lists) {
+    r = run(kTrainMaskRCNN + " --iters 1 " + option + " --out " + quoted(dir / "m"), dir);
+    EXPECT_EQ(r.code, 1) << option;
+    EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
   }
   // An unknown mode, and a missing image.
   r = run(kPredict + " resnet", dir);

@@ -44,24 +44,16 @@ int64_t backbone_depth(const std::string& name) {
   TS_ERROR("--backbone must be resnet18, resnet34, resnet50 or resnet101, not '", name, "'");
 }
 
+// --steps: fractions of --iters (below 1) or step numbers.
 std::vector<int64_t> parse_steps(const std::string& s, int64_t iters) {
   std::vector<int64_t> out;
-  size_t start = 0;
-  while (start < s.size()) {
-    const size_t k = s.find(',', start);
-    const std::string item = s.substr(start, k == std::string::npos ? std::string::npos : k - start);
-    double v = 0;
-    try {
-      v = std::stod(item);
-    } catch (const std::exception&) {
-      TS_ERROR("--steps must be a comma-separated list of numbers, got '", s, "'");
-    }
+  for (double v : driver::parse_numbers(s, "--steps"))
     out.push_back(v < 1 ? static_cast<int64_t>(v * static_cast<double>(iters)) : static_cast<int64_t>(v));
-    if (k == std::string::npos) break;
-    start = k + 1;
-  }
   return out;
 }
+
+// --norm gn: GroupNorm's group count (Wu & He's default).
+constexpr int64_t kGroupNormGroups = 32;
 
 struct EvalResult {
   CocoEvalStats bbox, segm;
@@ -183,7 +175,7 @@ int run(int argc, char** argv) {
   cfg.options.backbone.depth = backbone_depth(args.str("backbone"));
   cfg.options.roi_heads.batch_size_per_image = args.integer("rois-per-image");
   if (args.has("anchor-sizes"))
-    cfg.options.anchor_sizes = driver::parse_anchor_sizes(args.str("anchor-sizes"), "--anchor-sizes");
+    cfg.options.anchor_sizes = driver::parse_numbers(args.str("anchor-sizes"), "--anchor-sizes");  // MaskRCNN checks them
   else if (!args.has("coco"))
     cfg.options.anchor_sizes = {16, 32, 64, 128, 256};  // the shapes are 20..64 px; torchvision's 32..512 suit 800-px images
   // As torchvision, a pretrained backbone keeps its statistics frozen. From scratch torchvision uses
@@ -192,12 +184,12 @@ int run(int argc, char** argv) {
   // evaluation fit none of them: segm AP50 0.42 after 2000 steps, against 0.98 with GroupNorm
   // (README). So GroupNorm is the default from scratch; --norm bn gives torchvision's choice.
   cfg.options.backbone.frozen_batch_norm = args.has("weights");
-  cfg.options.backbone.group_norm_groups = args.has("weights") ? 0 : 32;
+  cfg.options.backbone.group_norm_groups = args.has("weights") ? 0 : kGroupNormGroups;
   if (args.has("norm")) {
     const std::string norm = args.str("norm");
     TS_CHECK(norm == "frozen-bn" || norm == "bn" || norm == "gn", "--norm must be frozen-bn, bn or gn, not '", norm, "'");
     cfg.options.backbone.frozen_batch_norm = norm == "frozen-bn";
-    cfg.options.backbone.group_norm_groups = norm == "gn" ? 32 : 0;
+    cfg.options.backbone.group_norm_groups = norm == "gn" ? kGroupNormGroups : 0;
   }
   cfg.options.backbone.trainable_layers = args.has("trainable-layers") ? args.integer("trainable-layers") : (args.has("weights") ? 3 : 5);
   MaskRCNN net(cfg.options);
@@ -223,20 +215,15 @@ int run(int argc, char** argv) {
   lo.workers = static_cast<int>(args.integer("workers"));
   lo.drop_last = true;
   DataLoader loader(train_ds, lo, [](Sample s, DataRng& rng) { return rng.uniform() < 0.5 ? hflip(s) : s; });
-  std::string anchors;
-  for (double a : cfg.options.anchor_sizes) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", a);
-    if (!anchors.empty()) anchors += ',';
-    anchors += buf;
-  }
-  const char* norm_name = cfg.options.backbone.group_norm_groups > 0 ? "GroupNorm(32)"
-                          : cfg.options.backbone.frozen_batch_norm   ? "FrozenBatchNorm"
-                                                                     : "BatchNorm";
+  const int64_t groups = cfg.options.backbone.group_norm_groups;
+  const std::string norm_name = groups > 0 ? "GroupNorm(" + std::to_string(groups) + ")"
+                                : cfg.options.backbone.frozen_batch_norm ? "FrozenBatchNorm"
+                                                                         : "BatchNorm";
   std::printf("Mask R-CNN %s-FPN (%s): %lld parameters (%lld trained), %lld classes, images resized to %g..%g, anchors %s, "
               "%lld RoIs per image, %s, %lld CPU threads; %lld training / %lld evaluation images\n",
-              args.str("backbone").c_str(), norm_name, (long long)net.num_parameters(), (long long)net.num_parameters(true),
-              (long long)cfg.options.num_classes - 1, cfg.options.min_size, cfg.options.max_size, anchors.c_str(),
+              args.str("backbone").c_str(), norm_name.c_str(), (long long)net.num_parameters(), (long long)net.num_parameters(true),
+              (long long)cfg.options.num_classes - 1, cfg.options.min_size, cfg.options.max_size,
+              driver::join_numbers(cfg.options.anchor_sizes).c_str(),
               (long long)cfg.options.roi_heads.batch_size_per_image, dev.str().c_str(),
               (long long)num_threads(), (long long)train_ds->size(), (long long)val_ds->size());
 

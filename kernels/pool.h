@@ -14,7 +14,17 @@ struct Pool2dGeometry {
   int64_t kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
 };
 
-// One output element per call. Ties keep the first maximum; a NaN wins (the last NaN), as PyTorch.
+// The window rule, once for every loop below: v replaces the best so far when larger or NaN, so
+// ties keep the first maximum and a NaN wins (the last NaN), as PyTorch.
+template <class T>
+TS_HD void max_pool_take(T v, int64_t at, T& best, int64_t& best_index) {
+  if (v > best || math::isnan(v)) {
+    best = v;
+    best_index = at;
+  }
+}
+
+// One output element per call.
 template <class T>
 struct MaxPool2dKernel {
   const T* x;
@@ -32,13 +42,7 @@ struct MaxPool2dKernel {
     T best = math::lowest<T>();
     int64_t best_index = h0 * g.W + w0;
     for (int64_t h = h0; h < h1 && h < g.H; h += g.dil_h)
-      for (int64_t w = w0; w < w1 && w < g.W; w += g.dil_w) {
-        const T v = xp[h * g.W + w];
-        if (v > best || math::isnan(v)) {
-          best = v;
-          best_index = h * g.W + w;
-        }
-      }
+      for (int64_t w = w0; w < w1 && w < g.W; w += g.dil_w) max_pool_take(xp[h * g.W + w], h * g.W + w, best, best_index);
     y[i] = best;
     if (indices) indices[i] = best_index;
   }
@@ -63,13 +67,11 @@ struct MaxPool2dKernel {
           const int64_t w = 2 * (ow0 + j);
           T best = math::lowest<T>();
           int64_t at = 2 * oh * g.W + w;
-          const T taps[4] = {r0[w], r0[w + 1], r1[w], r1[w + 1]};
-          const int64_t where[4] = {at, at + 1, at + g.W, at + g.W + 1};
-          for (int k = 0; k < 4; ++k)
-            if (taps[k] > best || math::isnan(taps[k])) {
-              best = taps[k];
-              at = where[k];
-            }
+          const int64_t first = at;
+          max_pool_take(r0[w], first, best, at);
+          max_pool_take(r0[w + 1], first + 1, best, at);
+          max_pool_take(r1[w], first + g.W, best, at);
+          max_pool_take(r1[w + 1], first + g.W + 1, best, at);
           y[i + j] = best;
           if (indices) indices[i + j] = at;
         }
@@ -84,11 +86,7 @@ struct MaxPool2dKernel {
         int64_t best_index = h0 * g.W + w0;
         for (int64_t h = h0; h < h1; h += g.dil_h)
           for (int64_t w = w0; w < w1; w += g.dil_w) {
-            const T v = xp[h * g.W + w];
-            if (v > best || math::isnan(v)) {
-              best = v;
-              best_index = h * g.W + w;
-            }
+            max_pool_take(xp[h * g.W + w], h * g.W + w, best, best_index);
           }
         y[i + j] = best;
         if (indices) indices[i + j] = best_index;

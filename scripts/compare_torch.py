@@ -308,7 +308,7 @@ def main():
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 chosen[key] = b
-        elif key not in chosen or chosen[key].get("run_type") != "aggregate":
+        else:
             chosen.setdefault(key, b)
     rows = []
     for key, b in chosen.items():
