@@ -120,6 +120,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // is in cache, and no pre-activation tensor is made. Same values and gradients as the two ops.
 Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1, Int2 padding = 0,
                    Int2 dilation = 1, int64_t groups = 1);
+// conv2d(x, weight) * scale[o] + shift[o], then ReLU if relu, in one pass: a convolution followed by
+// a frozen batch norm (scale = weight / sqrt(var + eps), shift = bias - mean * scale), with the
+// arithmetic of conv2d -> frozen_batch_norm (-> relu) and without their two extra passes over the
+// output. scale is a constant (an Error if it requires grad); shift gets its gradient as a bias.
+Tensor conv2d_scale_shift(const Tensor& x, const Tensor& weight, const Tensor& scale, const Tensor& shift, bool relu,
+                          Int2 stride = 1, Int2 padding = 0, Int2 dilation = 1, int64_t groups = 1);
 // weight [in, out / groups, kh, kw]; argument order as torch.nn.functional.conv_transpose2d.
 // (set_cudnn_benchmark(true), kernels/conv_settings.h: choose cuDNN algorithms by timed trials.)
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1,

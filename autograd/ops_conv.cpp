@@ -34,10 +34,19 @@ Tensor add_bias(Tensor out, const Tensor& b) {
 Tensor bias_grad(const Tensor& g) { return sum(g, {0, 2, 3}); }
 
 // relu: the output is max(0, conv + bias) (conv2d_relu), computed in the same pass; the backward
-// masks the incoming gradient with output > 0 (ReLU's rule) before the convolution's.
+// masks the incoming gradient with output > 0 (ReLU's rule) before the convolution's. scale
+// (conv2d_scale_shift): conv * scale + bias; a constant, whose factor the backward applies to the
+// gradient before the convolution's (the bias's gradient is taken before it).
 Tensor conv2d_impl(const char* op, const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding,
-                   Int2 dilation, int64_t groups, bool relu) {
+                   Int2 dilation, int64_t groups, bool relu, const Tensor& scale = Tensor()) {
   check_conv_args(op, x_in, w_in, b, stride, padding, dilation, groups);
+  if (scale.defined()) {
+    TS_CHECK(scale.dtype() == x_in.dtype() && scale.device() == x_in.device(), op, ": scale must be ", dtype_name(x_in.dtype()),
+             " on ", x_in.device(), ", got ", scale.str());
+    TS_CHECK(scale.dim() == 1 && scale.size(0) == w_in.size(0), op, ": scale must have shape [", w_in.size(0), "], got ",
+             shape_str(scale.shape()));
+    TS_CHECK(!scale.requires_grad(), op, ": scale is a constant (no gradient is computed for it); detach it");
+  }
   Conv2dGeometry g{};
   g.N = x_in.size(0), g.C = x_in.size(1), g.H = x_in.size(2), g.W = x_in.size(3);
   g.O = w_in.size(0), g.kh = w_in.size(2), g.kw = w_in.size(3);
@@ -56,19 +65,26 @@ Tensor conv2d_impl(const char* op, const Tensor& x_in, const Tensor& w_in, const
 
   Tensor x = raw::contiguous(x_in), w = raw::contiguous(w_in);
   Tensor out = raw::empty({g.N, g.O, g.Ho, g.Wo}, x.dtype(), x.device());
-  conv2d_forward_kernel(out, x, w, b, g, relu);
+  conv2d_forward_kernel(out, x, w, b, g, relu, scale);
   if (needs_grad({&x_in, &w_in, &b})) {
     const bool need_x = x_in.requires_grad(), need_w = w_in.requires_grad(), need_b = b.defined() && b.requires_grad();
     record(relu ? "Conv2dReluBackward" : "Conv2dBackward", {x_in, w_in, b}, {out},
            [sx = SavedTensor(need_w ? x : Tensor()), sw = SavedTensor(need_x ? w : Tensor()), sy = SavedTensor(relu ? out : Tensor()),
-            g, need_x, need_w, need_b](std::vector<Tensor>& grads) {
+            ss = SavedTensor(scale.defined() ? raw::contiguous(scale) : Tensor()), g, need_x, need_w, need_b](std::vector<Tensor>& grads) {
              Tensor go = raw::contiguous(grads[0]);
              if (sy.defined()) {
                Tensor masked = raw::empty(go.shape(), go.dtype(), go.device());
                elementwise_binary(BinaryOp::ReluBackward, masked, go, sy.get());
                go = masked;
              }
-             Tensor gx, gw, gb;
+             Tensor gb;
+             if (need_b) gb = bias_grad(go);
+             if (ss.defined() && (need_x || need_w)) {
+               Tensor scaled = raw::empty(go.shape(), go.dtype(), go.device());
+               elementwise_binary(BinaryOp::Mul, scaled, go, raw::reshape(ss.get(), {1, g.O, 1, 1}));
+               go = scaled;
+             }
+             Tensor gx, gw;
              if (need_x) {
                gx = zeros({g.N, g.C, g.H, g.W}, options(go.dtype(), go.device()));
                conv2d_backward_input_kernel(gx, go, sw.get(), g);
@@ -77,7 +93,6 @@ Tensor conv2d_impl(const char* op, const Tensor& x_in, const Tensor& w_in, const
                gw = raw::empty({g.O, g.Cg(), g.kh, g.kw}, go.dtype(), go.device());
                conv2d_backward_weight_kernel(gw, go, sx.get(), g);
              }
-             if (need_b) gb = bias_grad(go);
              return std::vector<Tensor>{gx, gw, gb};
            });
   }
@@ -92,6 +107,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Int2 stride, In
 Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, Int2 stride, Int2 padding, Int2 dilation,
                    int64_t groups) {
   return conv2d_impl("conv2d_relu", x, w, b, stride, padding, dilation, groups, true);
+}
+
+Tensor conv2d_scale_shift(const Tensor& x, const Tensor& w, const Tensor& scale, const Tensor& shift, bool relu, Int2 stride,
+                          Int2 padding, Int2 dilation, int64_t groups) {
+  TS_CHECK(scale.defined() && shift.defined(), "conv2d_scale_shift: scale and shift must be defined");
+  return conv2d_impl("conv2d_scale_shift", x, w, shift, stride, padding, dilation, groups, relu, scale);
 }
 
 Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding,

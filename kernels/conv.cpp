@@ -2,6 +2,8 @@
 #include "kernels/conv.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <string>
 
 #include "core/dispatch.h"
 #include "core/view.h"
@@ -11,19 +13,34 @@ namespace tessera {
 
 namespace {
 std::atomic<bool> cudnn_benchmark_flag{false};
+// TESSERA_CPU_WINOGRAD=0 starts with Winograd off (to compare whole models both ways).
+std::atomic<bool>& cpu_winograd_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* env = std::getenv("TESSERA_CPU_WINOGRAD");
+    if (env == nullptr) return true;
+    const std::string v = env;
+    TS_CHECK(v == "0" || v == "1", "TESSERA_CPU_WINOGRAD must be 0 or 1, got '", v, "'");
+    return v == "1";
+  }()};
+  return flag;
+}
 }
 void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag.store(on); }
 bool cudnn_benchmark() { return cudnn_benchmark_flag.load(); }
+void set_cpu_winograd(bool on) { cpu_winograd_flag().store(on); }
+bool cpu_winograd() { return cpu_winograd_flag().load(); }
 
 void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
-                           bool relu) {
+                           bool relu, const Tensor& scale) {
   if (out.numel() == 0) return;
   const Tensor b = bias.defined() ? raw::contiguous(bias) : Tensor();
+  const Tensor s = scale.defined() ? raw::contiguous(scale) : Tensor();
   if (x.is_cpu()) {
-    conv2d_forward_kernel_cpu(out, x, w, b, g, relu);
+    conv2d_forward_kernel_cpu(out, x, w, b, g, relu, s);
     return;
   }
   TS_CUDA_CALL(conv2d_forward_kernel_cuda(out, x, w, g));
+  if (s.defined()) elementwise_binary(BinaryOp::Mul, out, out, raw::reshape(s, {1, g.O, 1, 1}));
   if (b.defined()) elementwise_binary(BinaryOp::Add, out, out, raw::reshape(b, {1, g.O, 1, 1}));
   if (relu) elementwise_unary(UnaryOp::Relu, out, out);
 }

@@ -36,6 +36,32 @@ std::shared_ptr<Sequential> make_downsample(int64_t in, int64_t out, int64_t str
   return d;
 }
 
+// conv, then norm, then (if then_relu) ReLU. A FrozenBatchNorm is an affine map per output channel,
+// x * s + (b - mean * s) with s = weight / sqrt(var + eps): conv2d_scale_shift applies it, and the
+// ReLU, as each band of the convolution's output is written, one pass instead of three, with the
+// same arithmetic as the three ops (tested; folding s into the weights instead would round
+// differently from torchvision). BatchNorm and GroupNorm depend on the batch or the image and run
+// as they are.
+Tensor conv_norm(Conv2d& conv, Module& norm, const Tensor& x, bool then_relu) {
+  if (const auto* f = dynamic_cast<const FrozenBatchNorm2d*>(&norm); f != nullptr && !conv.bias.defined()) {
+    Tensor scale, shift;
+    {
+      NoGradGuard no_grad;
+      scale = mul(f->weight, rsqrt(add(f->running_var, f->eps)));
+      shift = sub(f->bias, mul(f->running_mean, scale));
+    }
+    return conv2d_scale_shift(x, conv.weight, scale, shift, then_relu, conv.stride, conv.padding, conv.dilation, conv.groups);
+  }
+  Tensor y = norm.forward(conv.forward(x));
+  return then_relu ? relu(y) : y;
+}
+
+// The block's shortcut: x itself, or the downsample's conv + norm.
+Tensor shortcut(const std::shared_ptr<Sequential>& downsample, const Tensor& x) {
+  if (!downsample) return x;
+  return conv_norm(static_cast<Conv2d&>(*(*downsample)[0]), *(*downsample)[1], x, false);
+}
+
 struct BasicBlock : Module {
   static constexpr int64_t kExpansion = 1;
   std::shared_ptr<Conv2d> conv1, conv2;
@@ -49,9 +75,9 @@ struct BasicBlock : Module {
     if (stride != 1 || in != planes) downsample = register_module("downsample", make_downsample(in, planes, stride, norm, gen));
   }
   Tensor forward(const Tensor& x) override {
-    Tensor y = relu(bn1->forward(conv1->forward(x)));
-    y = bn2->forward(conv2->forward(y));
-    return relu(add(y, downsample ? downsample->forward(x) : x));
+    Tensor y = conv_norm(*conv1, *bn1, x, true);
+    y = conv_norm(*conv2, *bn2, y, false);
+    return relu(add(y, shortcut(downsample, x)));
   }
 };
 
@@ -71,10 +97,10 @@ struct Bottleneck : Module {
     if (stride != 1 || in != out) downsample = register_module("downsample", make_downsample(in, out, stride, norm, gen));
   }
   Tensor forward(const Tensor& x) override {
-    Tensor y = relu(bn1->forward(conv1->forward(x)));
-    y = relu(bn2->forward(conv2->forward(y)));
-    y = bn3->forward(conv3->forward(y));
-    return relu(add(y, downsample ? downsample->forward(x) : x));
+    Tensor y = conv_norm(*conv1, *bn1, x, true);
+    y = conv_norm(*conv2, *bn2, y, true);
+    y = conv_norm(*conv3, *bn3, y, false);
+    return relu(add(y, shortcut(downsample, x)));
   }
 };
 
@@ -138,8 +164,7 @@ std::array<int64_t, 4> ResNet::stage_channels() const {
 
 std::vector<Tensor> ResNet::features(const Tensor& x) {
   TS_CHECK(x.dim() == 4 && x.size(1) == 3, "ResNet: input must be [N, 3, H, W], got ", shape_str(x.shape()));
-  Tensor y = relu(bn1_->forward(conv1_->forward(x)));
-  y = max_pool2d(y, 3, 2, 1);
+  Tensor y = max_pool2d(conv_norm(*conv1_, *bn1_, x, true), 3, 2, 1);
   std::vector<Tensor> out;
   for (auto& stage : layers_) {
     y = stage->forward(y);

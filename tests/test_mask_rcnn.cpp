@@ -128,6 +128,47 @@ TEST(ResNet, GroupNormOptionNormalisesEachImageOnItsOwn) {
   EXPECT_THROW(ResNet({18, false, 5, 0, 48}), Error);  // 48 does not divide 64
 }
 
+// FrozenBatchNorm runs in the convolution's epilogue (conv2d_scale_shift, models/resnet.cpp): the
+// features and the trainable convolutions' gradients equal those of the same weights with
+// BatchNorm2d in eval mode, which runs conv, norm and ReLU one after the other. Non-trivial
+// statistics, in float64.
+TEST(ResNet, FrozenBatchNormFoldedEqualsConvThenNorm) {
+  for (int64_t depth : {18, 50}) {
+    SCOPED_TRACE(depth);
+    manual_seed(6);
+    ResNet folded({depth, true, 3, 0, 0});
+    ResNet plain({depth, false, 3, 0, 0});
+    folded.to(kFloat64);
+    plain.to(kFloat64);
+    Generator g(12);
+    std::map<std::string, Tensor> state;
+    for (auto& [name, t] : folded.state_dict_map()) {
+      Tensor v = t;
+      if (name.find("running_var") != std::string::npos) v = add(rand(t.shape(), kFloat64, &g), 0.5);
+      else if (name.find("bn") != std::string::npos || name.find("downsample.1") != std::string::npos)
+        v = add(mul(randn(t.shape(), kFloat64, &g), 0.2), name.find("weight") != std::string::npos ? 1.0 : 0.0);
+      state[name] = v;
+    }
+    folded.load_state_dict(state);
+    plain.load_state_dict(state, false);  // BatchNorm2d has num_batches_tracked too
+    plain.eval();
+    const Tensor x = randn({2, 3, 64, 64}, kFloat64, &g);
+    const auto a = folded.features(x), b = plain.features(x);
+    for (size_t s = 0; s < 4; ++s) EXPECT_TRUE(test::close(a[s], b[s], 1e-10, 1e-9)) << "stage " << s;
+    sum(a[3]).backward();
+    sum(b[3]).backward();
+    std::map<std::string, Tensor> pb;
+    for (auto& [name, p] : plain.named_parameters()) pb[name] = p;
+    int compared = 0;
+    for (auto& [name, p] : folded.named_parameters())
+      if (p.requires_grad() && name.find("conv") != std::string::npos) {
+        EXPECT_TRUE(test::close(p.grad(), pb.at(name).grad(), 1e-9, 1e-8)) << name;
+        ++compared;
+      }
+    EXPECT_GT(compared, 5);
+  }
+}
+
 TEST(PasteMasks, MatchesADirectReference) {
   // Reference: the padded mask resized to the enlarged integer box with a plain bilinear loop
   // (align_corners = false), then copied into the image where the box lies inside it.

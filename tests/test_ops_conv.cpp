@@ -1,4 +1,5 @@
 // Convolutions in the op table, with plain-loop references, plus the banded CPU path's gradients.
+#include "kernels/conv.h"
 #include "op_table.h"
 
 namespace tessera::test {
@@ -83,6 +84,23 @@ OpCase conv_relu_case(const std::string& name, Shape x, Shape w, bool bias, Conv
           diff, 1e-4};
 }
 
+// conv2d_scale_shift against the plain-loop convolution times scale plus shift (then ReLU); scale
+// is a constant, so it stays out of gradcheck.
+OpCase conv_scale_shift_case(const std::string& name, Shape x, Shape w, bool relu, ConvArgs a, bool diff = true) {
+  return {name, {{x}, {w}, {{w[0]}, Kind::Positive, 0, false}, {{w[0]}}},
+          [a, relu](V t) { return conv2d_scale_shift(t[0], t[1], t[2], t[3], relu, a.stride, a.padding, a.dilation, a.groups); },
+          [a, relu](H h) {
+            Host y = conv2d_ref(h[0], h[1], nullptr, a);
+            for (int64_t i = 0; i < y.numel(); ++i) {
+              const int64_t o = unravel(i, y.shape)[1];
+              const double v = y.v[i] * h[2].v[o] + h[3].v[o];
+              y.v[i] = relu && v < 0 ? 0.0 : v;
+            }
+            return y;
+          },
+          diff, 1e-4};
+}
+
 OpCase convt_case(const std::string& name, Shape x, Shape w, bool bias, ConvArgs a) {
   std::vector<In> in = {{x}, {w}};
   if (bias) in.push_back({{w[1] * a.groups}});
@@ -111,6 +129,15 @@ std::vector<OpCase> cases() {
   c.push_back(conv_relu_case("conv_relu_no_bias_groups2", {1, 4, 5, 5}, {6, 2, 3, 3}, false, {1, 1, 1, 0, 2}));
   c.push_back(conv_relu_case("conv_relu_pointwise", {2, 4, 3, 5}, {3, 4, 1, 1}, true, {}));
   c.push_back(conv_relu_case("conv_relu_banded_large", {1, 64, 70, 70}, {4, 64, 3, 3}, true, {1, 1}, false));
+  // Winograd F(2x2, 3x3) on the CPU (>= 16 channels each way, >= 64 tiles): odd output sizes,
+  // padding 0-2, several images per GEMM; one small enough for gradcheck (backward-input too).
+  c.push_back(conv_case("conv_winograd_pad1", {2, 16, 11, 13}, {16, 16, 3, 3}, true, {1, 1}, false));
+  c.push_back(conv_case("conv_winograd_pad2_no_bias", {2, 17, 7, 9}, {20, 17, 3, 3}, false, {1, 2}, false));
+  c.push_back(conv_case("conv_winograd_gradcheck", {2, 16, 8, 16}, {16, 16, 3, 3}, true, {1, 1}));
+  c.push_back(conv_relu_case("conv_relu_winograd_valid", {1, 17, 19, 20}, {18, 17, 3, 3}, true, {}, false));
+  c.push_back(conv_scale_shift_case("conv_scale_shift_stride2", {2, 3, 7, 8}, {4, 3, 3, 3}, false, {2, 1}));
+  c.push_back(conv_scale_shift_case("conv_scale_shift_relu_pointwise", {2, 4, 3, 5}, {3, 4, 1, 1}, true, {}));
+  c.push_back(conv_scale_shift_case("conv_scale_shift_relu_winograd", {2, 16, 11, 13}, {16, 16, 3, 3}, true, {1, 1}, false));
   c.push_back(convt_case("convt_2x2_stride2", {1, 4, 3, 3}, {4, 3, 2, 2}, true, {2}));
   c.push_back(convt_case("convt_3x3_s2_p1_op1", {1, 2, 3, 4}, {2, 3, 3, 3}, true, {2, 1, 1, 1}));
   c.push_back(convt_case("convt_groups_dilation", {1, 4, 3, 3}, {4, 1, 2, 2}, false, {1, 0, 2, 0, 2}));
@@ -171,6 +198,99 @@ TEST(Conv, ReluFusedEqualsConvThenRelu) {
   EXPECT_TRUE(equal(gb, b.grad()));
   EXPECT_EQ(fused.grad_fn()->name(), "Conv2dReluBackward");
   EXPECT_THROW(conv2d_relu(x, zeros({8, 3, 3, 3})), Error);
+}
+
+Conv2dGeometry conv3x3_geometry(const Shape& x, int64_t O, int64_t pad) {
+  Conv2dGeometry g{};
+  g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3], g.O = O, g.kh = 3, g.kw = 3;
+  g.Ho = g.H + 2 * pad - 2, g.Wo = g.W + 2 * pad - 2;
+  g.stride_h = g.stride_w = 1, g.pad_h = g.pad_w = pad, g.dil_h = g.dil_w = 1, g.groups = 1;
+  return g;
+}
+
+// The Winograd path (forward and backward-input) against plain float64 loops, in float64 and
+// float32, for padding 0, 1 and 2 with odd output sizes; and against the im2col path it replaces.
+TEST(Conv, WinogradMatchesPlainLoops) {
+  const Shape xs = {2, 16, 13, 15};
+  const int64_t O = 18;
+  for (int64_t pad : {0, 1, 2}) {
+    Conv2dGeometry g = conv3x3_geometry(xs, O, pad), back = g;  // back: grad_x as a convolution of grad_out
+    back.C = g.O, back.O = g.C, back.H = g.Ho, back.W = g.Wo, back.Ho = g.H, back.Wo = g.W, back.pad_h = back.pad_w = 2 - pad;
+    ASSERT_TRUE(conv2d_winograd_applies(g)) << "pad " << pad;
+    ASSERT_TRUE(conv2d_winograd_applies(back)) << "pad " << pad;
+    for (DType dt : {kFloat64, kFloat32}) {
+      SCOPED_TRACE(std::string("pad ") + std::to_string(pad) + (dt == kFloat32 ? " float32" : " float64"));
+      Generator gen(11 + pad);
+      Tensor x = randn(xs, dt, &gen).requires_grad_();
+      Tensor w = randn({O, 16, 3, 3}, dt, &gen).requires_grad_();
+      Tensor b = randn({O}, dt, &gen);
+      Tensor out = conv2d(x, w, b, 1, pad);
+      Tensor wout = randn(out.shape(), dt, &gen);
+      sum(mul(out, wout)).backward();
+      const Host hx = host(x), hw = host(w), hb = host(b), hg = host(wout);
+      ConvArgs a;
+      a.padding = pad;
+      Host gx = host_zeros(hx.shape);
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t oh = 0; oh < g.Ho; ++oh)
+            for (int64_t ow = 0; ow < g.Wo; ++ow)
+              for (int64_t c = 0; c < g.C; ++c)
+                for (int64_t i = 0; i < 3; ++i)
+                  for (int64_t j = 0; j < 3; ++j) {
+                    const int64_t h = oh - pad + i, ww = ow - pad + j;
+                    if (h < 0 || h >= g.H || ww < 0 || ww >= g.W) continue;
+                    gx.at({n, c, h, ww}) += hg.at({n, o, oh, ow}) * hw.at({o, c, i, j});
+                  }
+      const double tol = dt == kFloat64 ? 1e-10 : 2e-4;
+      EXPECT_TRUE(close(out, conv2d_ref(hx, hw, &hb, a), tol, tol));
+      EXPECT_TRUE(close(x.grad(), gx, tol, tol));
+      // The same convolution through im2col + GEMM: equal up to rounding.
+      set_cpu_winograd(false);
+      Tensor direct = conv2d(x.detach(), w.detach(), b, 1, pad);
+      set_cpu_winograd(true);
+      EXPECT_TRUE(close(out, direct, tol, tol));
+    }
+  }
+  // Too few channels or tiles, a stride, a dilation or groups: im2col.
+  EXPECT_FALSE(conv2d_winograd_applies(conv3x3_geometry({2, 8, 13, 15}, 18, 1)));
+  EXPECT_FALSE(conv2d_winograd_applies(conv3x3_geometry({1, 16, 9, 9}, 16, 1)));
+  Conv2dGeometry strided = conv3x3_geometry(xs, O, 1);
+  strided.stride_h = 2;
+  EXPECT_FALSE(conv2d_winograd_applies(strided));
+  Conv2dGeometry grouped = conv3x3_geometry(xs, O, 1);
+  grouped.groups = 2;
+  EXPECT_FALSE(conv2d_winograd_applies(grouped));
+}
+
+// conv2d_scale_shift is conv2d -> frozen_batch_norm (-> relu) in one pass: same values (up to the
+// last bit where the compiler contracts both multiply-adds alike) and gradients.
+TEST(Conv, ScaleShiftEqualsConvThenFrozenBatchNorm) {
+  Generator gen(21);
+  for (bool with_relu : {false, true}) {
+    Tensor x = randn({2, 16, 20, 21}, kFloat32, &gen).requires_grad_();
+    Tensor w = randn({24, 16, 3, 3}, kFloat32, &gen).requires_grad_();
+    Tensor bw = add(rand({24}, kFloat32, &gen), 0.5), bb = randn({24}, kFloat32, &gen), rm = randn({24}, kFloat32, &gen);
+    Tensor rv = add(rand({24}, kFloat32, &gen), 0.5);
+    Tensor scale = mul(bw, rsqrt(add(rv, 1e-5))), shift = sub(bb, mul(rm, scale));
+    Tensor fused = conv2d_scale_shift(x, w, scale, shift, with_relu, 1, 1);
+    Tensor wout = randn(fused.shape(), kFloat32, &gen);
+    sum(mul(fused, wout)).backward();
+    const Tensor gx = x.grad().clone(), gw = w.grad().clone();
+    x.set_grad(Tensor());
+    w.set_grad(Tensor());
+    Tensor plain = frozen_batch_norm(conv2d(x, w, Tensor(), 1, 1), bw, bb, rm, rv, 1e-5);
+    if (with_relu) plain = relu(plain);
+    sum(mul(plain, wout)).backward();
+    EXPECT_TRUE(close(fused, plain, 1e-6, 1e-6));
+    EXPECT_TRUE(close(gx, x.grad(), 1e-5, 1e-5));
+    EXPECT_TRUE(close(gw, w.grad(), 1e-4, 1e-5));
+  }
+  Tensor x = randn({1, 4, 5, 5}, kFloat32, &gen), w = randn({2, 4, 3, 3}, kFloat32, &gen), s = ones({2});
+  EXPECT_THROW(conv2d_scale_shift(x, w, ones({3}), zeros({2}), false), Error);
+  EXPECT_THROW(conv2d_scale_shift(x, w, s, Tensor(), false), Error);
+  EXPECT_THROW(conv2d_scale_shift(x, w, s.to(kFloat64), zeros({2}), false), Error);
+  EXPECT_THROW(conv2d_scale_shift(x, w, ones({2}).requires_grad_(), zeros({2}), false), Error);
 }
 
 TEST(ConvErrors, BadShapesAndArguments) {

@@ -123,26 +123,38 @@ void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, 
 }  // namespace
 
 void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
-                               bool relu) {
+                               bool relu, const Tensor& scale) {
+  if (cpu_winograd() && conv2d_winograd_applies(g)) {
+    conv2d_winograd_forward_cpu(out, x, w, bias, g, relu, scale, false);
+    return;
+  }
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     const T* pw = w.data<T>();
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+    const T* ps = scale.defined() ? scale.data<T>() : nullptr;
     T* po = out.data<T>();
     const int64_t HoWo = g.Ho * g.Wo;
     std::vector<T> buffer;
     for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
       T* C = po + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
       blas::gemm<T>(false, false, g.Og(), rows * g.Wo, g.K(), T(1), pw + grp * g.Og() * g.K(), g.K(), B, ldb, T(0), C, HoWo);
-      if (pb == nullptr && !relu) return;
+      if (pb == nullptr && ps == nullptr && !relu) return;
       const int64_t len = rows * g.Wo;
       parallel_for(g.Og(), [=](int64_t o) {
         T* row = C + o * HoWo;
         const T v = pb ? pb[grp * g.Og() + o] : T(0);
-        if (!relu) {
-          for (int64_t i = 0; i < len; ++i) row[i] += v;
-        } else {
-          const ReluF<T> f;
+        const ReluF<T> f;
+        if (ps != nullptr) {
+          const T s = ps[grp * g.Og() + o];
+          if (relu) {
+            for (int64_t i = 0; i < len; ++i) row[i] = f(row[i] * s + v);
+          } else {
+            for (int64_t i = 0; i < len; ++i) row[i] = row[i] * s + v;
+          }
+        } else if (relu) {
           for (int64_t i = 0; i < len; ++i) row[i] = f(row[i] + v);
+        } else {
+          for (int64_t i = 0; i < len; ++i) row[i] += v;
         }
       }, row_grain(len));
     });
@@ -163,7 +175,30 @@ void conv2d_backward_weight_kernel_cpu(const Tensor& grad_w, const Tensor& grad_
   });
 }
 
+// The gradient of a 3x3 stride-1 convolution with respect to its input is itself one: grad_out,
+// padded by 2 - pad, correlated with the filters flipped in both axes and with in/out exchanged.
+// That convolution goes through Winograd when it qualifies.
+Conv2dGeometry input_gradient_as_convolution(const Conv2dGeometry& g) {
+  Conv2dGeometry t = g;
+  t.C = g.O, t.H = g.Ho, t.W = g.Wo, t.O = g.C, t.Ho = g.H, t.Wo = g.W;
+  t.pad_h = g.kh - 1 - g.pad_h, t.pad_w = g.kw - 1 - g.pad_w;
+  return t;
+}
+
 void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g) {
+  if (const Conv2dGeometry t = input_gradient_as_convolution(g); cpu_winograd() && conv2d_winograd_applies(t)) {
+    Tensor flipped = raw::empty({g.C, g.O, 3, 3}, w.dtype(), w.device());  // [c][o][i][j] = w[o][c][2-i][2-j]
+    dispatch_floating(w.dtype(), "conv2d_backward", [&]<class T>() {
+      const T* src = w.data<T>();
+      T* dst = flipped.data<T>();
+      parallel_for(g.C * g.O, [=](int64_t co) {
+        const int64_t c = co / g.O, o = co % g.O;
+        for (int k = 0; k < 9; ++k) dst[co * 9 + k] = src[(o * g.C + c) * 9 + (8 - k)];
+      }, 4096);
+    });
+    conv2d_winograd_forward_cpu(grad_x, grad_out, flipped, Tensor(), t, false, Tensor(), true);
+    return;
+  }
   dispatch_floating(w.dtype(), "conv2d_backward", [&]<class T>() {
     const T* pw = w.data<T>();
     const T* pgo = grad_out.data<T>();

@@ -1,0 +1,195 @@
+// Winograd F(2x2, 3x3) for the CPU's 3x3 stride-1 convolutions (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016). A 4x4 input tile d and a 3x3 filter g give the 2x2 output
+// tile Y = A^T [(G g G^T) .* (B^T d B)] A. Summed over the input channels, the elementwise product
+// becomes 16 independent GEMMs, one per tile position xi: M[xi] [O, tiles] = U[xi] [O, C] x V[xi]
+// [C, tiles]. That is 16 multiplications for 4 outputs instead of 36 (2.25x fewer); the transforms
+// are additions only (B and A hold 0 and +-1, G also 1/2, all exact in binary), so the result
+// differs from direct summation by rounding alone. See kernels/conv.h for when it is used.
+#include <algorithm>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "kernels/conv.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/elementwise.h"
+
+namespace tessera {
+
+namespace {
+
+constexpr int64_t kTile = 16;  // 4 x 4 transformed values per tile
+
+// Tile grid: tiles_h x tiles_w tiles per image, each covering 2 x 2 outputs (the last row/column
+// of tiles may stick out of an odd-sized output; what sticks out is computed from zero padding and
+// dropped). A band is a run of consecutive tile rows counted over the whole batch (image n, tile row
+// th) -> n * tiles_h + th, so small images (the mask head's 14 x 14 RoIs) share one GEMM.
+struct TileGrid {
+  int64_t th, tw;
+  explicit TileGrid(const Conv2dGeometry& g) : th((g.Ho + 1) / 2), tw((g.Wo + 1) / 2) {}
+};
+
+// U[xi][o][c] = (G g G^T)[xi] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+template <class T>
+void transform_filters(const T* w, T* U, const Conv2dGeometry& g) {
+  const int64_t OC = g.O * g.C;
+  parallel_for(OC, [=](int64_t oc) {
+    const T* k = w + oc * 9;
+    T t[4][3];  // G g
+    for (int j = 0; j < 3; ++j) {
+      t[0][j] = k[j];
+      t[1][j] = T(0.5) * (k[j] + k[3 + j] + k[6 + j]);
+      t[2][j] = T(0.5) * (k[j] - k[3 + j] + k[6 + j]);
+      t[3][j] = k[6 + j];
+    }
+    for (int i = 0; i < 4; ++i) {  // (G g) G^T
+      T* u = U + (4 * i) * OC + oc;
+      u[0] = t[i][0];
+      u[OC] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
+      u[2 * OC] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
+      u[3 * OC] = t[i][2];
+    }
+  }, 4096);
+}
+
+// V[xi][c][t] = (B^T d B)[xi] with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], for channel c and
+// the tiles of one tile row. The four input rows are first copied into a zero-padded scratch row
+// (so the inner loops have no bounds tests), combined vertically in place, then horizontally.
+template <class T>
+struct InputTransformRow {
+  const T* x;
+  T* V;
+  Conv2dGeometry g;
+  TileGrid grid;
+  int64_t R0, T_band;  // first global tile row of the band, tiles in the band
+  void operator()(int64_t job) const {
+    const int64_t r = job % (T_band / grid.tw), c = job / (T_band / grid.tw);
+    const int64_t R = R0 + r, n = R / grid.th, th = R % grid.th;
+    const int64_t Wp = 2 * grid.tw + 2;  // padded input columns -pad_w .. -pad_w + Wp - 1
+    thread_local std::vector<T> scratch;
+    scratch.resize(static_cast<size_t>(4 * Wp));
+    T* d[4];
+    const T* plane = x + (n * g.C + c) * g.H * g.W;
+    for (int i = 0; i < 4; ++i) {
+      d[i] = scratch.data() + i * Wp;
+      const int64_t h = 2 * th - g.pad_h + i;
+      if (h < 0 || h >= g.H) {
+        std::fill(d[i], d[i] + Wp, T(0));
+        continue;
+      }
+      const T* src = plane + h * g.W;
+      const int64_t lo = std::min<int64_t>(Wp, g.pad_w), hi = std::clamp<int64_t>(g.W + g.pad_w, lo, Wp);
+      std::fill(d[i], d[i] + lo, T(0));
+      std::copy(src + (lo - g.pad_w), src + (hi - g.pad_w), d[i] + lo);
+      std::fill(d[i] + hi, d[i] + Wp, T(0));
+    }
+    for (int64_t j = 0; j < Wp; ++j) {  // B^T d, in place: rows become t0..t3
+      const T a = d[0][j], b = d[1][j], e = d[2][j], f = d[3][j];
+      d[0][j] = a - e;
+      d[1][j] = b + e;
+      d[2][j] = e - b;
+      d[3][j] = b - f;
+    }
+    const int64_t CT = g.C * T_band, base = c * T_band + r * grid.tw;
+    for (int i = 0; i < 4; ++i) {  // (B^T d) B
+      const T* s = d[i];
+      T* v0 = V + (4 * i) * CT + base;
+      T* v1 = v0 + CT;
+      T* v2 = v1 + CT;
+      T* v3 = v2 + CT;
+      for (int64_t tw = 0; tw < grid.tw; ++tw) {
+        const T s0 = s[2 * tw], s1 = s[2 * tw + 1], s2 = s[2 * tw + 2], s3 = s[2 * tw + 3];
+        v0[tw] = s0 - s2;
+        v1[tw] = s1 + s2;
+        v2[tw] = s2 - s1;
+        v3[tw] = s1 - s3;
+      }
+    }
+  }
+};
+
+// Y = A^T m A with A^T = [1 1 1 0; 0 1 -1 -1] for output channel o and one tile row, then scale,
+// bias, ReLU, and a store (or an addition, for accumulating callers) into the output's two rows.
+template <class T>
+struct OutputTransformRow {
+  const T* M;
+  T* out;
+  const T* bias;
+  const T* scale;
+  Conv2dGeometry g;
+  TileGrid grid;
+  int64_t R0, T_band;
+  bool relu, accumulate;
+  void operator()(int64_t job) const {
+    const int64_t r = job % (T_band / grid.tw), o = job / (T_band / grid.tw);
+    const int64_t R = R0 + r, n = R / grid.th, th = R % grid.th;
+    const int64_t OT = g.O * T_band;
+    const T* m = M + o * T_band + r * grid.tw;
+    const T b = bias ? bias[o] : T(0);
+    const T s = scale ? scale[o] : T(1);
+    T* y0 = out + ((n * g.O + o) * g.Ho + 2 * th) * g.Wo;
+    T* y1 = 2 * th + 1 < g.Ho ? y0 + g.Wo : nullptr;
+    const auto put = [&](T* dst, T v) {
+      v = scale ? v * s + b : v + b;
+      if (relu) v = ReluF<T>{}(v);
+      if (accumulate) *dst += v;
+      else *dst = v;
+    };
+    for (int64_t tw = 0; tw < grid.tw; ++tw) {
+      T s0[4], s1[4];  // A^T m
+      for (int j = 0; j < 4; ++j) {
+        const T m0 = m[j * OT + tw], m1 = m[(4 + j) * OT + tw], m2 = m[(8 + j) * OT + tw], m3 = m[(12 + j) * OT + tw];
+        s0[j] = m0 + m1 + m2;
+        s1[j] = m1 - m2 - m3;
+      }
+      const bool second = 2 * tw + 1 < g.Wo;
+      put(y0 + 2 * tw, s0[0] + s0[1] + s0[2]);
+      if (second) put(y0 + 2 * tw + 1, s0[1] - s0[2] - s0[3]);
+      if (y1) {
+        put(y1 + 2 * tw, s1[0] + s1[1] + s1[2]);
+        if (second) put(y1 + 2 * tw + 1, s1[1] - s1[2] - s1[3]);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+bool conv2d_winograd_applies(const Conv2dGeometry& g) {
+  const bool shape = g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1 &&
+                     g.groups == 1 && g.pad_h >= 0 && g.pad_h <= 2 && g.pad_w >= 0 && g.pad_w <= 2;
+  // Few channels: the 16 GEMMs are too thin to beat one im2col GEMM. Few tiles: the filter
+  // transform (16 O C values per call) costs more than it saves.
+  const TileGrid grid(g);
+  return shape && g.C >= kWinogradMinChannels && g.O >= kWinogradMinChannels && g.N * grid.th * grid.tw >= 64;
+}
+
+void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
+                                 bool relu, const Tensor& scale, bool accumulate) {
+  dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+    const TileGrid grid(g);
+    std::vector<T> U(static_cast<size_t>(kTile * g.O * g.C));
+    transform_filters(w.data<T>(), U.data(), g);
+    // Tile rows per band: V and M of a band stay under ~8 MiB together (as the im2col bands).
+    const int64_t rows_total = g.N * grid.th;
+    const int64_t per_row = kTile * (g.C + g.O) * grid.tw * static_cast<int64_t>(sizeof(T));
+    const int64_t band = std::clamp<int64_t>((int64_t{8} << 20) / per_row, 1, rows_total);
+    std::vector<T> V, M;
+    for (int64_t R0 = 0; R0 < rows_total; R0 += band) {
+      const int64_t rows = std::min(band, rows_total - R0), T_band = rows * grid.tw;
+      V.resize(static_cast<size_t>(kTile * g.C * T_band));
+      M.resize(static_cast<size_t>(kTile * g.O * T_band));
+      parallel_for(g.C * rows, InputTransformRow<T>{x.data<T>(), V.data(), g, grid, R0, T_band}, 1);
+      // One single-threaded GEMM per tile position on each thread (OpenBLAS runs single-threaded
+      // inside an OpenMP region): no synchronisation inside the 16 products.
+      parallel_for(kTile, [&](int64_t xi) {
+        blas::gemm<T>(false, false, g.O, T_band, g.C, T(1), U.data() + xi * g.O * g.C, g.C, V.data() + xi * g.C * T_band, T_band,
+                      T(0), M.data() + xi * g.O * T_band, T_band);
+      }, 1);
+      parallel_for(g.O * rows,
+                   OutputTransformRow<T>{M.data(), out.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
+                                         scale.defined() ? scale.data<T>() : nullptr, g, grid, R0, T_band, relu, accumulate}, 1);
+    }
+  });
+}
+
+}  // namespace tessera
