@@ -132,7 +132,7 @@ TEST(ResNet, GroupNormOptionNormalisesEachImageOnItsOwn) {
 // features and the trainable convolutions' gradients equal those of the same weights with
 // BatchNorm2d in eval mode, which runs conv, norm and ReLU one after the other. Non-trivial
 // statistics, in float64.
-TEST(ResNet, FrozenBatchNormFoldedEqualsConvThenNorm) {
+TEST(ResNet, FrozenBatchNormInTheConvEpilogueEqualsConvThenNorm) {
   for (int64_t depth : {18, 50}) {
     SCOPED_TRACE(depth);
     manual_seed(6);
