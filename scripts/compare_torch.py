@@ -276,6 +276,14 @@ def main():
     args = ap.parse_args()
 
     threads = int(os.environ.get("TESSERA_NUM_THREADS", os.cpu_count() or 1))
+    # Both sides load OpenBLAS (PyTorch for its matmuls); where it does not know the CPU, both get
+    # the kernels the CPU has. Set before tessera_bench starts and before torch is imported.
+    if not args.tessera_json and not os.environ.get("OPENBLAS_CORETYPE"):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openblas_coretype.sh")
+        core = subprocess.run([script, args.bench], check=True, capture_output=True, text=True).stdout.strip()
+        if core:
+            os.environ["OPENBLAS_CORETYPE"] = core
+            print(f"OPENBLAS_CORETYPE={core} for both sides (OpenBLAS does not know this CPU model)")
     if args.tessera_json:
         with open(args.tessera_json) as f:
             report = json.load(f)

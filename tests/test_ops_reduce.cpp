@@ -1,4 +1,7 @@
 // Reductions, matmul and softmax in the op table.
+#include <cstdlib>
+
+#include "kernels/matmul.h"
 #include "op_table.h"
 
 namespace tessera::test {
@@ -155,6 +158,26 @@ TEST(MatmulErrors, ShapesDtypesRanks) {
   EXPECT_THROW(softmax(zeros({3}), 1), Error);
   // K = 0 gives zeros.
   EXPECT_EQ(matmul(zeros({2, 0}), zeros({0, 3})).to_vector<float>(), std::vector<float>(6, 0.f));
+}
+
+// The advice for a CPU that OpenBLAS does not know: nothing when the user set OPENBLAS_CORETYPE,
+// otherwise nothing or a kernel family the CPU can run.
+TEST(CpuBlas, SuggestedCoretypeNamesKernelsThisCpuRuns) {
+  const char* set = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = set ? set : "";
+  setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+  EXPECT_EQ(cpu_blas_suggested_coretype(), "");
+  unsetenv("OPENBLAS_CORETYPE");
+  const std::string core = cpu_blas_suggested_coretype();
+  if (set) setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+  EXPECT_TRUE(core.empty() || core == "SkylakeX" || core == "Haswell") << core;
+  if (core == "SkylakeX") {
+    EXPECT_TRUE(__builtin_cpu_supports("avx512f"));
+  }
+  if (core == "Haswell") {
+    EXPECT_TRUE(__builtin_cpu_supports("avx2"));
+  }
+  EXPECT_NE(cpu_blas_info().find("OpenBLAS "), std::string::npos);
 }
 
 }  // namespace
