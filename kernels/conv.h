@@ -2,7 +2,8 @@
 // CPU: im2col + OpenBLAS GEMM over bands of output rows (the column buffer stays bounded), with
 // col2im written as a gather over input rows (no atomics, same result at any thread count)
 // (kernels/cpu/conv.cpp); 3x3 stride-1 convolutions with enough channels use Winograd F(2x2, 3x3)
-// for the forward and the backward-input (kernels/cpu/winograd.cpp), unless set_cpu_winograd(false). CUDA: cuDNN (kernels/cuda/conv.cpp). No per-element body is shared:
+// for the forward and both gradients (kernels/cpu/winograd.cpp), unless set_cpu_winograd(false).
+// CUDA: cuDNN (kernels/cuda/conv.cpp). No per-element body is shared:
 // the two devices use different algorithms. conv_transpose2d is the backward-input of conv2d with
 // the roles of input and output exchanged (autograd/ops_conv.cpp).
 #pragma once
@@ -45,6 +46,8 @@ bool conv2d_winograd_applies(const Conv2dGeometry& g);
 // accumulate.
 void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
                                  bool relu, const Tensor& scale, bool accumulate);
+// grad_w (overwritten) of a convolution for which conv2d_winograd_applies(g).
+void conv2d_winograd_backward_weight_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g);
 
 void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
                                bool relu, const Tensor& scale);

@@ -230,7 +230,7 @@ TEST(Conv, WinogradMatchesPlainLoops) {
       const Host hx = host(x), hw = host(w), hb = host(b), hg = host(wout);
       ConvArgs a;
       a.padding = pad;
-      Host gx = host_zeros(hx.shape);
+      Host gx = host_zeros(hx.shape), gw = host_zeros(hw.shape);
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t o = 0; o < O; ++o)
           for (int64_t oh = 0; oh < g.Ho; ++oh)
@@ -241,10 +241,12 @@ TEST(Conv, WinogradMatchesPlainLoops) {
                     const int64_t h = oh - pad + i, ww = ow - pad + j;
                     if (h < 0 || h >= g.H || ww < 0 || ww >= g.W) continue;
                     gx.at({n, c, h, ww}) += hg.at({n, o, oh, ow}) * hw.at({o, c, i, j});
+                    gw.at({o, c, i, j}) += hg.at({n, o, oh, ow}) * hx.at({n, c, h, ww});
                   }
       const double tol = dt == kFloat64 ? 1e-10 : 2e-4;
       EXPECT_TRUE(close(out, conv2d_ref(hx, hw, &hb, a), tol, tol));
       EXPECT_TRUE(close(x.grad(), gx, tol, tol));
+      EXPECT_TRUE(close(w.grad(), gw, tol, dt == kFloat64 ? 1e-10 : 1e-3));  // sums of 2 * 13 * 15 terms
       // The same convolution through im2col + GEMM: equal up to rounding.
       set_cpu_winograd(false);
       Tensor direct = conv2d(x.detach(), w.detach(), b, 1, pad);

@@ -162,6 +162,10 @@ void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor&
 }
 
 void conv2d_backward_weight_kernel_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
+  if (cpu_winograd() && conv2d_winograd_applies(g)) {
+    conv2d_winograd_backward_weight_cpu(grad_w, grad_out, x, g);
+    return;
+  }
   dispatch_floating(x.dtype(), "conv2d_backward", [&]<class T>() {
     T* pgw = grad_w.data<T>();
     const T* pgo = grad_out.data<T>();

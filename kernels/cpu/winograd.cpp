@@ -152,6 +152,69 @@ struct OutputTransformRow {
   }
 };
 
+// The adjoint of OutputTransformRow for the weight gradient: dM = A dY A^T per tile (outputs that
+// stick out of the image count as zero), for output channel o and one tile row.
+template <class T>
+struct GradOutputTransformRow {
+  const T* dy;
+  T* dM;
+  Conv2dGeometry g;
+  TileGrid grid;
+  int64_t R0, T_band;
+  void operator()(int64_t job) const {
+    const int64_t r = job % (T_band / grid.tw), o = job / (T_band / grid.tw);
+    const int64_t R = R0 + r, n = R / grid.th, th = R % grid.th;
+    const int64_t OT = g.O * T_band;
+    T* m = dM + o * T_band + r * grid.tw;
+    const T* y0 = dy + ((n * g.O + o) * g.Ho + 2 * th) * g.Wo;
+    const T* y1 = 2 * th + 1 < g.Ho ? y0 + g.Wo : nullptr;
+    for (int64_t tw = 0; tw < grid.tw; ++tw) {
+      const bool second = 2 * tw + 1 < g.Wo;
+      const T a = y0[2 * tw], b = second ? y0[2 * tw + 1] : T(0);
+      const T c = y1 ? y1[2 * tw] : T(0), d = y1 && second ? y1[2 * tw + 1] : T(0);
+      // t = A dY (rows: dY0, dY0 + dY1, dY0 - dY1, -dY1), then dM = t A^T (the same on columns).
+      const T t[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+      for (int i = 0; i < 4; ++i) {
+        T* row = m + (4 * i) * OT + tw;
+        row[0] = t[i][0];
+        row[OT] = t[i][0] + t[i][1];
+        row[2 * OT] = t[i][0] - t[i][1];
+        row[3 * OT] = -t[i][1];
+      }
+    }
+  }
+};
+
+// The adjoint of transform_filters: grad_w[o][c] = G^T dU[o][c] G.
+template <class T>
+void transform_filter_gradients(const T* dU, T* gw, const Conv2dGeometry& g) {
+  const int64_t OC = g.O * g.C;
+  parallel_for(OC, [=](int64_t oc) {
+    T u[4][4];
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) u[i][j] = dU[(4 * i + j) * OC + oc];
+    T s[3][4];  // G^T dU
+    for (int j = 0; j < 4; ++j) {
+      s[0][j] = u[0][j] + T(0.5) * (u[1][j] + u[2][j]);
+      s[1][j] = T(0.5) * (u[1][j] - u[2][j]);
+      s[2][j] = T(0.5) * (u[1][j] + u[2][j]) + u[3][j];
+    }
+    T* k = gw + oc * 9;
+    for (int i = 0; i < 3; ++i) {  // (G^T dU) G
+      k[3 * i] = s[i][0] + T(0.5) * (s[i][1] + s[i][2]);
+      k[3 * i + 1] = T(0.5) * (s[i][1] - s[i][2]);
+      k[3 * i + 2] = T(0.5) * (s[i][1] + s[i][2]) + s[i][3];
+    }
+  }, 4096);
+}
+
+// Tile rows per band: the band's two transformed matrices (C and O channels) stay under ~8 MiB
+// together (as the im2col bands).
+int64_t band_tile_rows(const Conv2dGeometry& g, const TileGrid& grid, size_t elem) {
+  const int64_t per_row = kTile * (g.C + g.O) * grid.tw * static_cast<int64_t>(elem);
+  return std::clamp<int64_t>((int64_t{8} << 20) / per_row, 1, g.N * grid.th);
+}
+
 }  // namespace
 
 bool conv2d_winograd_applies(const Conv2dGeometry& g) {
@@ -169,10 +232,7 @@ void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tenso
     const TileGrid grid(g);
     std::vector<T> U(static_cast<size_t>(kTile * g.O * g.C));
     transform_filters(w.data<T>(), U.data(), g);
-    // Tile rows per band: V and M of a band stay under ~8 MiB together (as the im2col bands).
-    const int64_t rows_total = g.N * grid.th;
-    const int64_t per_row = kTile * (g.C + g.O) * grid.tw * static_cast<int64_t>(sizeof(T));
-    const int64_t band = std::clamp<int64_t>((int64_t{8} << 20) / per_row, 1, rows_total);
+    const int64_t rows_total = g.N * grid.th, band = band_tile_rows(g, grid, sizeof(T));
     std::vector<T> V, M;
     for (int64_t R0 = 0; R0 < rows_total; R0 += band) {
       const int64_t rows = std::min(band, rows_total - R0), T_band = rows * grid.tw;
@@ -189,6 +249,29 @@ void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tenso
                    OutputTransformRow<T>{M.data(), out.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
                                          scale.defined() ? scale.data<T>() : nullptr, g, grid, R0, T_band, relu, accumulate}, 1);
     }
+  });
+}
+
+// dL/dU[xi] = sum over tiles of dM[xi] V[xi]^T (the forward's GEMMs, differentiated), summed
+// over the bands, then grad_w = G^T dU G. Exact for any 3x3 stride-1 convolution, whichever way its
+// forward ran.
+void conv2d_winograd_backward_weight_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
+  dispatch_floating(x.dtype(), "conv2d_backward", [&]<class T>() {
+    const TileGrid grid(g);
+    const int64_t rows_total = g.N * grid.th, band = band_tile_rows(g, grid, sizeof(T));
+    std::vector<T> dU(static_cast<size_t>(kTile * g.O * g.C)), V, dM;
+    for (int64_t R0 = 0; R0 < rows_total; R0 += band) {
+      const int64_t rows = std::min(band, rows_total - R0), T_band = rows * grid.tw;
+      V.resize(static_cast<size_t>(kTile * g.C * T_band));
+      dM.resize(static_cast<size_t>(kTile * g.O * T_band));
+      parallel_for(g.C * rows, InputTransformRow<T>{x.data<T>(), V.data(), g, grid, R0, T_band}, 1);
+      parallel_for(g.O * rows, GradOutputTransformRow<T>{grad_out.data<T>(), dM.data(), g, grid, R0, T_band}, 1);
+      parallel_for(kTile, [&](int64_t xi) {
+        blas::gemm<T>(false, true, g.O, g.C, T_band, T(1), dM.data() + xi * g.O * T_band, T_band, V.data() + xi * g.C * T_band,
+                      T_band, R0 == 0 ? T(0) : T(1), dU.data() + xi * g.O * g.C, g.C);
+      }, 1);
+    }
+    transform_filter_gradients(dU.data(), grad_w.data<T>(), g);
   });
 }
 
