@@ -69,6 +69,7 @@ int run_maskrcnn(const cli::Args& args, const std::vector<std::string>& images) 
   const driver::MaskRCNNConfig cfg = driver::maskrcnn_config_from(f.metadata, model_path);
   MaskRCNNOptions o = cfg.options;
   o.roi_heads.score_thresh = std::min(o.roi_heads.score_thresh, args.number("score-threshold"));
+  o.roi_heads.detections_per_img = args.integer("detections-per-image");  // RoIHeads checks it
   MaskRCNN net(o);
   net.load_state_dict(f.tensors);
   const Device dev(args.str("device"));
@@ -103,6 +104,7 @@ int run(int argc, char** argv) {
   args.option("model", "", "model file written by a training driver (safetensors with its configuration)")
       .option("tile", "", "U-Net output tile size (default: the training tile's output)")
       .option("score-threshold", "0.5", "Mask R-CNN: draw and report detections scoring at least this")
+      .option("detections-per-image", "100", "Mask R-CNN: keep at most this many detections per image (torchvision's box_detections_per_img)")
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("threads", "", "CPU threads")
       .option("out", "predictions", "output folder");

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -155,7 +156,8 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   const fs::path out = dir / "run";
   Result r = run(kTrainMaskRCNN +
                      " --iters 4 --log-every 2 --eval-every 2 --save-every 2 --train-images 4 --eval-images 3 --image-size 64"
-                     " --rois-per-image 16 --anchor-sizes 8,16,32,64,128 --norm bn --batch 2 --workers 1 --threads 1 --out " +
+                     " --rois-per-image 16 --detections-per-image 8 --anchor-sizes 8,16,32,64,128 --norm bn --batch 2 --workers 1 --threads 1"
+                     " --out " +
                      quoted(out),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -196,17 +198,21 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
     images += " " + p;
   }
   const fs::path pred = dir / "pred";
-  r = run(kPredict + " maskrcnn --threads 1 --score-threshold 0.0 --model " + quoted(out / "model.safetensors") + " --out " +
+  r = run(kPredict + " maskrcnn --threads 1 --score-threshold 0.0 --detections-per-image 5 --model " + quoted(out / "model.safetensors") + " --out " +
               quoted(pred) + images,
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const Tensor pic = read_image((pred / "held0_detections.png").string());
   EXPECT_EQ(pic.shape(), (Shape{3, 64, 64}));
   const std::vector<CocoResult> results = load_coco_results((pred / "results.json").string());
+  std::map<int64_t, int> per_image;
   for (const CocoResult& c : results) {
     EXPECT_TRUE(c.image_id >= 1 && c.image_id <= 3);
     EXPECT_TRUE(c.has_segmentation && c.height == 64 && c.width == 64);
+    ++per_image[c.image_id];
   }
+  EXPECT_FALSE(results.empty());
+  for (const auto& [id, n] : per_image) EXPECT_LE(n, 5) << "image " << id;  // --detections-per-image 5
   r = run(kEvaluate + " --gt " + quoted(out / "eval_ground_truth.json") + " --results " + quoted(pred / "results.json") +
               " --out " + quoted(dir / "ap.json"),
           dir);
@@ -226,14 +232,14 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   // same network from it.
   const fs::path gn = dir / "gn";
   r = run(kTrainMaskRCNN + " --iters 2 --log-every 1 --eval-every 0 --train-images 2 --eval-images 1 --image-size 64"
-                           " --rois-per-image 16 --workers 1 --threads 1 --out " + quoted(gn),
+                           " --rois-per-image 16 --detections-per-image 8 --workers 1 --threads 1 --out " + quoted(gn),
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("(GroupNorm(32))"), std::string::npos) << r.output;
   SafetensorsFile gf = load_safetensors((gn / "model.safetensors").string());
   EXPECT_EQ(driver::maskrcnn_config_from(gf.metadata, "gn").options.backbone.group_norm_groups, 32);
   EXPECT_FALSE(gf.tensors.count("backbone.body.bn1.running_mean"));
-  r = run(kPredict + " maskrcnn --threads 1 --model " + quoted(gn / "model.safetensors") + " --out " + quoted(gn / "pred") +
+  r = run(kPredict + " maskrcnn --threads 1 --detections-per-image 5 --model " + quoted(gn / "model.safetensors") + " --out " + quoted(gn / "pred") +
               images,
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -267,7 +273,8 @@ TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
   const std::pair<const char*, const char*> bad_lists[] = {{"--anchor-sizes 16,32,x,128,256", "--anchor-sizes must be"},
                                                            {"--anchor-sizes 16,32,64", "anchor_sizes needs one size per FPN level"},
                                                            {"--anchor-sizes 16,32,0,128,256", "anchor sizes must be positive"},
-                                                           {"--steps 0.5,,0.9", "--steps must be"}};
+                                                           {"--steps 0.5,,0.9", "--steps must be"},
+                                                           {"--detections-per-image 0", "detections_per_img must be at least 1"}};
   for (const auto& [option, message] : bad_lists) {
     r = run(kTrainMaskRCNN + " --iters 1 " + option + " --out " + quoted(dir / "m"), dir);
     EXPECT_EQ(r.code, 1) << option;

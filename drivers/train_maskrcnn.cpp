@@ -91,6 +91,7 @@ int run(int argc, char** argv) {
       .option("max-size", "", "resize: longer side at most (default: 1333, synthetic: the image size)")
       .option("anchor-sizes", "", "anchor size per FPN level P2..P6 (default: 32,64,128,256,512; synthetic: 16,32,64,128,256)")
       .option("rois-per-image", "512", "RoIs sampled per image for the box and mask heads (torchvision: 512)")
+      .option("detections-per-image", "100", "evaluation: keep at most this many detections per image (torchvision: 100)")
       .option("iters", "3000", "training steps")
       .option("batch", "2", "images per step")
       .option("lr", "0.01", "learning rate")
@@ -174,6 +175,7 @@ int run(int argc, char** argv) {
   cfg.options.num_classes = static_cast<int64_t>(cfg.class_names.size());
   cfg.options.backbone.depth = backbone_depth(args.str("backbone"));
   cfg.options.roi_heads.batch_size_per_image = args.integer("rois-per-image");
+  cfg.options.roi_heads.detections_per_img = args.integer("detections-per-image");  // RoIHeads checks it
   if (args.has("anchor-sizes"))
     cfg.options.anchor_sizes = driver::parse_numbers(args.str("anchor-sizes"), "--anchor-sizes");  // MaskRCNN checks them
   else if (!args.has("coco"))

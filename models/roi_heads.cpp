@@ -39,6 +39,7 @@ RoIHeads::RoIHeads(int64_t in_channels, int64_t num_classes, RoIHeadsOptions o, 
       matcher_(o.fg_iou_thresh, o.bg_iou_thresh, false),
       sampler_(o.batch_size_per_image, o.positive_fraction) {
   TS_CHECK(num_classes >= 2, "RoIHeads: num_classes counts the background and must be at least 2, got ", num_classes);
+  TS_CHECK(o.detections_per_img >= 1, "RoIHeads: detections_per_img must be at least 1, got ", o.detections_per_img);
   auto bh = std::make_shared<Container>();
   fc6_ = bh->add("fc6", std::make_shared<Linear>(in_channels * 7 * 7, o.representation_size, true, gen));
   fc7_ = bh->add("fc7", std::make_shared<Linear>(o.representation_size, o.representation_size, true, gen));
