@@ -10,10 +10,8 @@ jobs=$(nproc)
 echo "== release build (TESSERA_CUDA=AUTO)"
 cmake --preset release >/dev/null
 cmake --build build -j "$jobs"
-# OpenBLAS falls back to SSE3 kernels on CPU models it does not know: name the right ones (for
-# both builds' tests; scripts/openblas_coretype.sh says when and why).
-core=$(scripts/openblas_coretype.sh build/drivers/predict)
-[ -z "$core" ] || { export OPENBLAS_CORETYPE=$core; echo "OPENBLAS_CORETYPE=$core (OpenBLAS does not know this CPU model)"; }
+# OpenBLAS falls back to SSE3 kernels on CPU models it does not know: name the right ones (both builds' tests).
+source scripts/openblas_coretype.sh build/drivers/predict
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "== AddressSanitizer + UBSan build (CPU)"

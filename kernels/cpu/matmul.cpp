@@ -1,12 +1,14 @@
 // CPU matmul through OpenBLAS (its OpenMP build shares tessera's thread pool).
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
 #include "core/parallel.h"
 #include "core/view.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/matmul.h"
 
 namespace tessera {
@@ -20,22 +22,6 @@ Tensor blas_ready(const Tensor& t, MatrixLayout* layout) {
   return c;
 }
 
-template <class T>
-void gemm(const MatrixLayout& la, const MatrixLayout& lb, int64_t M, int64_t N, int64_t K, const T* a, const T* b,
-          T* c) {
-  const CBLAS_TRANSPOSE ta = la.transposed ? CblasTrans : CblasNoTrans;
-  const CBLAS_TRANSPOSE tb = lb.transposed ? CblasTrans : CblasNoTrans;
-  const int lda = static_cast<int>(std::max<int64_t>(la.ld, la.transposed ? M : K));
-  const int ldb = static_cast<int>(std::max<int64_t>(lb.ld, lb.transposed ? K : N));
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, a, lda,
-                b, ldb, 0.0f, c, static_cast<int>(N));
-  } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0, a, lda,
-                b, ldb, 0.0, c, static_cast<int>(N));
-  }
-}
-
 }  // namespace
 
 void matmul_kernel_cpu(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
@@ -46,14 +32,17 @@ void matmul_kernel_cpu(const Tensor& out, const Tensor& a_in, const Tensor& b_in
     raw::fill_(out, 0.0);
     return;
   }
-  warn_if_cpu_blas_misdetected();
   MatrixLayout la, lb;
   Tensor a = blas_ready(a_in, &la), b = blas_ready(b_in, &lb);
   dispatch_floating(out.dtype(), "matmul", [&]<class T>() {
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* pc = out.data<T>();
-    auto one = [&](int64_t i) { gemm<T>(la, lb, M, N, K, pa + i * la.batch_stride, pb + i * lb.batch_stride, pc + i * M * N); };
+    const int64_t lda = std::max<int64_t>(la.ld, la.transposed ? M : K), ldb = std::max<int64_t>(lb.ld, lb.transposed ? K : N);
+    auto one = [&](int64_t i) {
+      blas::gemm<T>(la.transposed, lb.transposed, M, N, K, T(1), pa + i * la.batch_stride, lda, pb + i * lb.batch_stride, ldb,
+                    T(0), pc + i * M * N, N);
+    };
     // Many small products: one per thread (OpenBLAS runs single-threaded inside a parallel
     // region). Large ones: one after another, each using every thread.
     if (batch >= num_threads() && M * N * K <= 128 * 128 * 128) {
