@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -60,5 +61,13 @@ void set_num_threads(int n) {
   thread_setting().store(n);
   omp_set_num_threads(n);
 }
+
+namespace {
+std::atomic<bool> g_cpu_per_element{false};
+}  // namespace
+
+bool cpu_per_element() { return g_cpu_per_element.load(std::memory_order_relaxed); }
+CpuPerElementScope::CpuPerElementScope(bool on) : previous_(g_cpu_per_element.exchange(on)) {}
+CpuPerElementScope::~CpuPerElementScope() { g_cpu_per_element.store(previous_); }
 
 }  // namespace tessera

@@ -79,14 +79,32 @@ void parallel_chunks(int64_t n, int64_t grain, const F& f) {
 template <class F>
 concept RangeKernel = requires(const F& f, int64_t i) { f.range(i, i); };
 
+// Whether CPU launches run every kernel through its per-element operator()(i) — the body the GPU
+// runs — instead of a range() fast path or a CPU-only traversal (RoIAlign's). Off by default; the
+// tests turn it on (CpuPerElementScope) to execute on the CPU every functor that CUDA launches and
+// compare it with the CPU's own path.
+bool cpu_per_element();
+class CpuPerElementScope {
+ public:
+  explicit CpuPerElementScope(bool on = true);
+  ~CpuPerElementScope();
+  CpuPerElementScope(const CpuPerElementScope&) = delete;
+  CpuPerElementScope& operator=(const CpuPerElementScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 struct CpuLaunch {
   template <class F>
   void operator()(int64_t n, const F& f, const char* /*name*/ = "") const {
     if constexpr (RangeKernel<F>) {
-      parallel_chunks(n, kParallelGrain, [&](int64_t b, int64_t e) { f.range(b, e); });
-    } else {
-      parallel_for(n, f);
+      if (!cpu_per_element()) {
+        parallel_chunks(n, kParallelGrain, [&](int64_t b, int64_t e) { f.range(b, e); });
+        return;
+      }
     }
+    parallel_for(n, f);
   }
   static constexpr bool is_cuda = false;
 };

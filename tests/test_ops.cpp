@@ -65,6 +65,31 @@ TEST_P(OpTest, Gradcheck) {
   EXPECT_TRUE(r.ok) << c.name << ": " << r.message << " (max error " << r.max_abs_error << ")";
 }
 
+// The per-element bodies that CUDA launches, executed on the CPU (CpuPerElementScope), against the
+// CPU's own path (range() fast paths, RoIAlign's plane-wise traversal): forward and gradients.
+TEST_P(OpTest, PerElementBodyMatchesCpuPath) {
+  const OpCase& c = GetParam();
+  auto run = [&](bool per_element) {
+    CpuPerElementScope scope(per_element);
+    std::vector<Tensor> in = make_inputs(c, kFloat64);
+    for (size_t i = 0; i < in.size(); ++i)
+      if (c.differentiable && is_float_input(c.inputs[i]) && c.inputs[i].grad) in[i].requires_grad_();
+    Tensor out = c.fn(in);
+    std::vector<Tensor> results = {out.detach()};
+    if (c.differentiable && out.requires_grad()) {
+      Generator g(7);
+      sum(mul(out, randn(out.shape(), out.dtype(), &g))).backward();
+      for (const Tensor& t : in)
+        if (t.requires_grad() && t.grad().defined()) results.push_back(t.grad());
+    }
+    return results;
+  };
+  const std::vector<Tensor> fast = run(false), body = run(true);
+  ASSERT_EQ(fast.size(), body.size()) << c.name;
+  for (size_t i = 0; i < fast.size(); ++i)
+    EXPECT_TRUE(close(body[i], fast[i], 1e-12, 1e-12, true)) << c.name << (i == 0 ? " forward" : " gradient");
+}
+
 TEST_P(OpTest, CudaMatchesCpu) {
   TS_SKIP_WITHOUT_CUDA();
   const OpCase& c = GetParam();

@@ -1,5 +1,7 @@
 // CPU batch-norm pieces: per-channel moments (a thread per channel range, eight double lanes over
 // each contiguous S run) and the shared channel-affine body. Routing for both devices.
+#include <vector>
+
 #include "core/dispatch.h"
 #include "kernels/batch_norm.h"
 
@@ -50,9 +52,25 @@ void channel_affine_kernel_cpu(const Tensor& out, const Tensor& u, const Tensor&
   channel_affine_impl(CpuLaunch{}, out, u, v, ka, kb, kd, C, S);
 }
 
+// The GPU's split-and-combine on the CPU (cpu_per_element(), for the tests): the same partials
+// (as many as a 132-multiprocessor device gets) and the same fixed-order combine.
+void channel_moments_split_cpu(const Tensor& s1, const Tensor& s2, const Tensor& a, const Tensor& b, const Tensor& sa,
+                               const Tensor& sb, int64_t N, int64_t C, int64_t S) {
+  dispatch_floating(a.dtype(), "batch_norm", [&]<class T>() {
+    const int64_t splits = moment_splits(C, N * S, 4 * 132);
+    std::vector<MomentSums> partial(static_cast<size_t>(C * splits));
+    CpuLaunch{}(C * splits,
+                ChannelMomentsPartial<T>{a.data<T>(), b.defined() ? b.data<T>() : nullptr, sa.defined() ? sa.data<T>() : nullptr,
+                                         sb.defined() ? sb.data<T>() : nullptr, N, C, S, splits,
+                                         (N * S + splits - 1) / splits, partial.data()});
+    CpuLaunch{}(C, ChannelMomentsCombine<T>{partial.data(), splits, s1.data<T>(), s2.defined() ? s2.data<T>() : nullptr});
+  });
+}
+
 void channel_moments_kernel(const Tensor& s1, const Tensor& s2, const Tensor& a, const Tensor& b, const Tensor& sa,
                             const Tensor& sb, int64_t N, int64_t C, int64_t S) {
   if (a.is_cuda()) TS_CUDA_CALL(channel_moments_kernel_cuda(s1, s2, a, b, sa, sb, N, C, S));
+  else if (cpu_per_element()) channel_moments_split_cpu(s1, s2, a, b, sa, sb, N, C, S);
   else channel_moments_kernel_cpu(s1, s2, a, b, sa, sb, N, C, S);
 }
 

@@ -31,4 +31,21 @@ void sort_kernel_cpu(const Tensor& values, const Tensor& indices, const Tensor& 
   });
 }
 
+void sort_by_keys_cpu(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t rows, int64_t D, bool descending) {
+  dispatch_numeric(x.dtype(), "sort", [&]<class T>() {
+    using U = SortKeyT<T>;
+    std::vector<U> keys(static_cast<size_t>(rows * D));
+    CpuLaunch{}(rows * D, SortKeyKernel<T>{x.data<T>(), keys.data()});
+    int64_t* pi = indices.data<int64_t>();
+    for (int64_t r = 0; r < rows; ++r) {
+      const U* k = keys.data() + r * D;
+      int64_t* idx = pi + r * D;
+      std::iota(idx, idx + D, int64_t{0});
+      if (descending) std::stable_sort(idx, idx + D, [&](int64_t a, int64_t b) { return k[a] > k[b]; });
+      else std::stable_sort(idx, idx + D, [&](int64_t a, int64_t b) { return k[a] < k[b]; });
+    }
+    CpuLaunch{}(rows * D, SortGatherKernel<T>{x.data<T>(), pi, values.data<T>(), D});
+  });
+}
+
 }  // namespace tessera

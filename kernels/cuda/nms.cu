@@ -2,6 +2,10 @@
 // mask of the columns that row suppresses; (2) one block sweeps the sorted boxes in order, keeping
 // a box unless an earlier kept box's mask removed it, OR-ing its mask row into the removed set in
 // shared memory. Nothing is copied to the host but the number of kept boxes.
+// The arithmetic of each thread (the row's suppression bits, the removed test, the fold) is in
+// kernels/nms.h and runs on the CPU too (nms_sorted_bitmask_cpu, under cpu_per_element()).
+// CUDA-only here: the tile loads into shared memory, the grid over the upper triangle, and the
+// block-wide sweep with its barriers.
 #include "core/cuda/launch.cuh"
 #include "core/view.h"
 #include "kernels/nms.h"
@@ -10,7 +14,7 @@ namespace tessera {
 
 namespace {
 
-constexpr int kTile = 64;
+constexpr int kTile = kNmsTile;
 
 template <class T>
 __global__ void nms_mask_kernel(const T* boxes, int64_t n, T threshold, int64_t col_blocks, unsigned long long* mask) {
@@ -24,13 +28,8 @@ __global__ void nms_mask_kernel(const T* boxes, int64_t n, T threshold, int64_t 
   __syncthreads();
   if (threadIdx.x >= rows) return;
   const int64_t i = row_block * kTile + threadIdx.x;
-  const T* a = boxes + i * 4;
-  unsigned long long bits = 0;
   const int64_t start = row_block == col_block ? threadIdx.x + 1 : 0;
-  for (int64_t j = start; j < cols; ++j)
-    if (box_iou_pair(a[0], a[1], a[2], a[3], tile[j * 4], tile[j * 4 + 1], tile[j * 4 + 2], tile[j * 4 + 3]) > threshold)
-      bits |= 1ULL << j;
-  mask[i * col_blocks + col_block] = bits;
+  mask[i * col_blocks + col_block] = nms_suppression_bits(boxes + i * 4, tile, start, cols, threshold);
 }
 
 // One block: the greedy sweep. removed[] lives in shared memory (col_blocks words).
@@ -42,11 +41,15 @@ __global__ void nms_sweep_kernel(const unsigned long long* mask, int64_t n, int6
   int64_t count = 0;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t block = i / kTile;
-    if ((removed[block] >> (i % kTile)) & 1ULL) continue;  // uniform across the block
+    const bool is_removed = nms_is_removed(removed, i);  // uniform across the block
+    // Every thread has read removed[block] before any thread updates it (thread 0 writes that word
+    // below): without this barrier the read and the write race.
+    __syncthreads();
+    if (is_removed) continue;
     if (threadIdx.x == 0) keep[count] = order[i];
     ++count;
     const unsigned long long* row = mask + i * col_blocks;
-    for (int64_t b = block + threadIdx.x; b < col_blocks; b += blockDim.x) removed[b] |= row[b];
+    for (int64_t b = block + threadIdx.x; b < col_blocks; b += blockDim.x) nms_fold_row(removed, row, b);
     __syncthreads();
   }
   if (threadIdx.x == 0) *keep_count = count;

@@ -1,5 +1,8 @@
-// CUDA sort: CUB radix sort of (key, index) pairs; stable, so equal keys keep their order.
-// One row: DeviceRadixSort; several rows: DeviceSegmentedRadixSort with offsets row * D.
+// CUDA sort: CUB radix sort of (key, index) pairs, stable, so equal keys keep their order; the keys
+// are sort_key's encoding (kernels/sort.h: NaN last, -0 == +0, as the CPU), and the values are
+// gathered by the sorted indices afterwards. One row: DeviceRadixSort; several rows:
+// DeviceSegmentedRadixSort with offsets row * D. CUDA-only here: the radix sort; the key encoding
+// and the gather are shared functors that the CPU runs too (sort_by_keys_cpu).
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 
@@ -41,30 +44,34 @@ void sort_kernel_cuda(const Tensor& values, const Tensor& indices, const Tensor&
   cuda::DeviceGuard guard(dev.index);
   cudaStream_t stream = cuda::stream(dev.index);
   dispatch_numeric(x.dtype(), "sort", [&]<class T>() {
-    const T* keys_in = x.data<T>();
-    T* keys_out = values.data<T>();
+    using U = SortKeyT<T>;
+    Tensor keys = raw::empty({2 * rows * D * static_cast<int64_t>(sizeof(U))}, DType::UInt8, dev);
+    U* keys_in = static_cast<U*>(keys.data_ptr());
+    U* keys_out = keys_in + rows * D;
+    launch(rows * D, SortKeyKernel<T>{x.data<T>(), keys_in}, "sort_key_kernel");
     const int64_t* vals_in = iota.data<int64_t>();
     int64_t* vals_out = indices.data<int64_t>();
     auto run = [&](void* temp, size_t& bytes) {
       if (rows == 1) {
         if (descending)
           return cub::DeviceRadixSort::SortPairsDescending(temp, bytes, keys_in, keys_out, vals_in, vals_out, n, 0,
-                                                            sizeof(T) * 8, stream);
-        return cub::DeviceRadixSort::SortPairs(temp, bytes, keys_in, keys_out, vals_in, vals_out, n, 0, sizeof(T) * 8,
+                                                            sizeof(U) * 8, stream);
+        return cub::DeviceRadixSort::SortPairs(temp, bytes, keys_in, keys_out, vals_in, vals_out, n, 0, sizeof(U) * 8,
                                                stream);
       }
       const int64_t* off = offsets.data<int64_t>();
       const int segments = static_cast<int>(rows);
       if (descending)
         return cub::DeviceSegmentedRadixSort::SortPairsDescending(temp, bytes, keys_in, keys_out, vals_in, vals_out, n,
-                                                                   segments, off, off + 1, 0, sizeof(T) * 8, stream);
+                                                                   segments, off, off + 1, 0, sizeof(U) * 8, stream);
       return cub::DeviceSegmentedRadixSort::SortPairs(temp, bytes, keys_in, keys_out, vals_in, vals_out, n, segments,
-                                                      off, off + 1, 0, sizeof(T) * 8, stream);
+                                                      off, off + 1, 0, sizeof(U) * 8, stream);
     };
     size_t temp_bytes = 0;
     TS_CUDA_CHECK(run(nullptr, temp_bytes));
     Tensor temp = raw::empty({static_cast<int64_t>(temp_bytes) + 1}, DType::UInt8, dev);
     TS_CUDA_CHECK(run(temp.data_ptr(), temp_bytes));
+    launch(rows * D, SortGatherKernel<T>{x.data<T>(), vals_out, values.data<T>(), D}, "sort_gather_kernel");
   });
 }
 
