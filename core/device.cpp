@@ -1,6 +1,8 @@
 // Device parsing and printing.
 #include "core/device.h"
 
+#include "core/cuda.h"
+
 #include <cctype>
 
 #include "core/error.h"
@@ -31,5 +33,18 @@ std::string Device::str() const {
 }
 
 std::ostream& operator<<(std::ostream& os, const Device& d) { return os << d.str(); }
+
+namespace cuda {
+const char* device_error_op(DeviceError e) {
+  switch (e) {
+    case DeviceError::IndexSelect: return "index_select";
+    case DeviceError::IndexAdd: return "index_add";
+    case DeviceError::Gather: return "gather";
+    case DeviceError::ScatterAdd: return "scatter_add";
+    case DeviceError::None: break;
+  }
+  return "a kernel";
+}
+}  // namespace cuda
 
 }  // namespace tessera

@@ -11,7 +11,10 @@ std::string unavailable_reason() { return "tessera was built without CUDA (-DTES
 void synchronize(int) {}
 MemoryStats memory_stats(int) { TS_ERROR("memory_stats: tessera was built without CUDA"); }
 void reset_peak_memory_stats(int) { TS_ERROR("reset_peak_memory_stats: tessera was built without CUDA"); }
+std::string memory_summary(int) { TS_ERROR("memory_summary: tessera was built without CUDA"); }
 void empty_cache() {}
+int* device_error_word(int device) { TS_ERROR("cuda:", device, ": tessera was built without CUDA"); }
+void check_device_errors(int) {}
 }  // namespace tessera::cuda
 
 namespace tessera {

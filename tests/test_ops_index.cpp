@@ -1,4 +1,8 @@
 // Joining, splitting, indexing, sorting, scanning and views in the op table.
+#include <limits>
+
+#include "kernels/index.h"
+#include "kernels/sort.h"
 #include "op_table.h"
 
 namespace tessera::test {
@@ -256,6 +260,62 @@ TEST(Index, NonzeroOfEmptyAndZeroDimTensors) {
   EXPECT_EQ(nonzero(zeros({0, 3})).shape(), (Shape{0, 2}));
   EXPECT_EQ(nonzero(zeros({4})).shape(), (Shape{0, 1}));
   EXPECT_EQ(nonzero(scalar_tensor(2.0)).shape(), (Shape{1, 0}));
+}
+
+// The kernels check their own indices (what CUDA relies on instead of a host check): called
+// directly, past the op layer's check, an index outside the dimension is an Error naming the op,
+// and nothing is written out of bounds.
+TEST(IndexErrors, KernelsFlagOutOfRangeIndicesThemselves) {
+  const Tensor x = randn({3, 4}), bad = from_vector<int64_t>({0, 4}), neg = from_vector<int64_t>({-1, 2});
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  Tensor out = zeros({3, 2});
+  EXPECT_NE(message([&] { index_select_kernel(out, x, bad, 3, 4, 1); }).find("index_select: index out of range"), std::string::npos);
+  EXPECT_NE(message([&] { index_select_kernel(out, x, neg, 3, 4, 1); }).find("index_select"), std::string::npos);
+  Tensor acc = zeros({3, 4});
+  const Tensor all_bad = from_vector<int64_t>({4, -1});
+  EXPECT_NE(message([&] { index_add_kernel(acc, ones({3, 2}), all_bad, 3, 4, 1); }).find("index_add"), std::string::npos);
+  const Tensor gi = full({2, 4}, 3.0, kInt64);  // along dim 0 of a [3, 4] tensor: 3 is out
+  EXPECT_NE(message([&] { gather_kernel(zeros({2, 4}), x, 0, gi); }).find("gather"), std::string::npos);
+  EXPECT_NE(message([&] { scatter_add_kernel(acc, 0, gi, ones({2, 4})); }).find("scatter_add"), std::string::npos);
+  EXPECT_EQ(amax(abs(acc)).item<float>(), 0.0f) << "flagged elements are skipped, not written elsewhere";
+}
+
+// The GPU's sort (radix sort of sort_key's encoding, then a gather), run on the CPU with the same
+// functors, gives the CPU's stable order: NaNs of either sign last (first when descending) in index
+// order, -0 and +0 tied, infinities at the ends; and the encoding itself is monotone.
+TEST(Index, RadixSortKeysGiveTheCpuOrder) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<float> pool = {nan, -nan, -0.0f, 0.0f, inf, -inf, 1.f, -1.f, 2.5f, -2.5f, 1e-30f, -1e-30f, 3.f};
+  Generator g(21);
+  const std::vector<int64_t> pick = randint(0, static_cast<int64_t>(pool.size()), {4, 40}, kInt64, &g).to_vector<int64_t>();
+  std::vector<float> v;
+  for (int64_t k : pick) v.push_back(pool[static_cast<size_t>(k)]);
+  const Tensor x32 = from_vector<float>(v, {4, 40});
+  std::vector<int64_t> ints;
+  for (int64_t k : pick) ints.push_back(k - 6);  // negatives, zero and ties
+  const Tensor x64i = from_vector<int64_t>(ints, {4, 40});
+  for (const Tensor& x : {x32, x32.to(kFloat64), x64i, x64i.to(kInt32), add(x64i, 6.0).to(kUInt8)})
+    for (bool desc : {false, true}) {
+      auto [cpu_values, cpu_indices] = sort(x, 1, desc);
+      CpuPerElementScope per_element;
+      auto [key_values, key_indices] = sort(x, 1, desc);
+      EXPECT_TRUE(equal(key_indices, cpu_indices)) << dtype_name(x.dtype()) << (desc ? " descending" : "");
+      EXPECT_TRUE(equal(key_values, cpu_values)) << dtype_name(x.dtype());
+    }
+  // Monotone: distinct values in increasing order get increasing keys; -0 and +0 one key, NaNs one key.
+  const std::vector<float> increasing = {-inf, -3.f, -1e-30f, 0.0f, 1e-30f, 1.f, inf, nan};
+  for (size_t i = 1; i < increasing.size(); ++i) EXPECT_LT(sort_key(increasing[i - 1]), sort_key(increasing[i])) << i;
+  EXPECT_EQ(sort_key(-0.0f), sort_key(0.0f));
+  EXPECT_EQ(sort_key(-nan), sort_key(nan));
+  EXPECT_LT(sort_key(int64_t{-5}), sort_key(int64_t{3}));
+  EXPECT_LT(sort_key(int32_t{-1}), sort_key(int32_t{0}));
 }
 
 }  // namespace

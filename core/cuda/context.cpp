@@ -108,11 +108,49 @@ cudnnHandle_t cudnn_handle(int device) {
   return c.cudnn;
 }
 
+namespace {
+// Per device: one int of pinned host memory, mapped into the device's address space.
+struct ErrorWord {
+  int* host = nullptr;
+  int* device = nullptr;
+  std::once_flag once;
+};
+ErrorWord& error_word(int device) {
+  static std::vector<std::unique_ptr<ErrorWord>> words = [] {
+    std::vector<std::unique_ptr<ErrorWord>> v;
+    for (int i = 0; i < probe().count; ++i) v.push_back(std::make_unique<ErrorWord>());
+    return v;
+  }();
+  context(device);  // checks the index
+  ErrorWord& w = *words[static_cast<size_t>(device)];
+  std::call_once(w.once, [&] {
+    DeviceGuard g(device);
+    TS_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&w.host), sizeof(int), cudaHostAllocMapped));
+    *w.host = 0;
+    TS_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&w.device), w.host, 0));
+  });
+  return w;
+}
+}  // namespace
+
+int* device_error_word(int device) { return error_word(device).device; }
+
+void check_device_errors(int device) {
+  ErrorWord& w = error_word(device);
+  const int code = *static_cast<volatile int*>(w.host);
+  if (code == 0) return;
+  *w.host = 0;
+  TS_ERROR(device_error_op(static_cast<DeviceError>(code)), ": index out of range on cuda:", device,
+           " (a kernel found an index outside its dimension; reported at the next synchronisation, after the op "
+           "that caused it: run with TESSERA_SYNC_DEBUG=1 to stop at the op itself)");
+}
+
 void synchronize(int index) {
   if (!is_available()) return;
   if (index >= 0) {
     DeviceGuard g(index);
     TS_CUDA_CHECK(cudaStreamSynchronize(stream(index)));
+    check_device_errors(index);
     return;
   }
   for (int i = 0; i < device_count(); ++i) synchronize(i);

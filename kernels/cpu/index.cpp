@@ -6,24 +6,45 @@
 
 namespace tessera {
 
-void index_select_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& index, int64_t outer, int64_t D, int64_t inner) {
-  index_select_impl(CpuLaunch{}, out, x, index, outer, D, inner);
+void index_select_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& index, int64_t outer, int64_t D, int64_t inner,
+                             int* error) {
+  index_select_impl(CpuLaunch{}, out, x, index, outer, D, inner, error);
 }
-void index_add_kernel_cpu(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t D, int64_t inner) {
-  index_add_impl(CpuLaunch{}, out, src, index, outer, D, inner);
+void index_add_kernel_cpu(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t D, int64_t inner,
+                          int* error) {
+  index_add_impl(CpuLaunch{}, out, src, index, outer, D, inner, error);
 }
-void gather_kernel_cpu(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index) {
-  gather_impl(CpuLaunch{}, out, x, dim, index);
+void gather_kernel_cpu(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index, int* error) {
+  gather_impl(CpuLaunch{}, out, x, dim, index, error);
 }
-void scatter_add_kernel_cpu(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
-  scatter_add_impl(CpuLaunch{}, out, dim, index, src);
+void scatter_add_kernel_cpu(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, int* error) {
+  scatter_add_impl(CpuLaunch{}, out, dim, index, src, error);
 }
 void cumsum_kernel_cpu(const Tensor& y, const Tensor& x, int64_t outer, int64_t D, int64_t inner) {
   cumsum_impl<false>(CpuLaunch{}, y, x, outer, D, inner);
 }
 
+// nonzero as the GPU does it (cpu_per_element(), for the tests): the flag and write functors, with
+// a sequential inclusive prefix count between them where the GPU runs CUB's scan.
+Tensor nonzero_by_flags_cpu(const Tensor& x) {
+  const int64_t n = x.numel(), nd = x.dim();
+  Tensor out;
+  dispatch_all(x.dtype(), "nonzero", [&]<class T>() {
+    std::vector<int64_t> positions(static_cast<size_t>(n));
+    CpuLaunch{}(n, NonzeroFlagKernel<T>{x.data<T>(), positions.data()});
+    for (int64_t i = 1; i < n; ++i) positions[i] += positions[i - 1];
+    out = raw::empty({n == 0 ? 0 : positions[n - 1], nd}, DType::Int64, kCPU);
+    NonzeroWriteKernel<T> k{x.data<T>(), positions.data(), out.data<int64_t>(), nd, {}};
+    for (int64_t d = 0; d < nd; ++d) k.shape[d] = x.size(d);
+    CpuLaunch{}(n, k);
+  });
+  return out;
+}
+
 Tensor nonzero_kernel_cpu(const Tensor& x_in) {
   Tensor x = raw::contiguous(x_in);
+  TS_CHECK(x.dim() <= kMaxDims, "nonzero: at most ", kMaxDims, " dimensions");
+  if (cpu_per_element()) return nonzero_by_flags_cpu(x);
   const int64_t n = x.numel(), nd = x.dim();
   const int64_t chunk = 1 << 16;
   const int64_t chunks = (n + chunk - 1) / chunk;

@@ -1,4 +1,5 @@
-// CUDA launches of the indexing kernels; nonzero via a CUB prefix sum over the nonzero flags.
+// CUDA launches of the indexing kernels; nonzero via a CUB prefix sum over the nonzero flags (the
+// flag and write functors are in kernels/index.h; CUDA-only here: the CUB scan).
 #include <cub/device/device_scan.cuh>
 
 #include "core/cuda/launch.cuh"
@@ -7,51 +8,36 @@
 
 namespace tessera {
 
-void index_select_kernel_cuda(const Tensor& out, const Tensor& x, const Tensor& index, int64_t outer, int64_t D, int64_t inner) {
-  index_select_impl(CudaLaunch{out.device().index}, out, x, index, outer, D, inner);
+// Index launches: the kernels check their indices and flag a bad one in the device's error word
+// (kernels/index.h), raised at the next synchronisation; under TESSERA_SYNC_DEBUG the launch check
+// has synchronised already, so it is raised here, at the op.
+namespace {
+void raise_now_under_sync_debug(const Tensor& t) {
+  if (cuda::sync_debug()) cuda::check_device_errors(t.device().index);
 }
-void index_add_kernel_cuda(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t D, int64_t inner) {
-  index_add_impl(CudaLaunch{out.device().index}, out, src, index, outer, D, inner);
+}  // namespace
+
+void index_select_kernel_cuda(const Tensor& out, const Tensor& x, const Tensor& index, int64_t outer, int64_t D, int64_t inner,
+                              int* error) {
+  index_select_impl(CudaLaunch{out.device().index}, out, x, index, outer, D, inner, error);
+  raise_now_under_sync_debug(out);
 }
-void gather_kernel_cuda(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index) {
-  gather_impl(CudaLaunch{out.device().index}, out, x, dim, index);
+void index_add_kernel_cuda(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t D, int64_t inner,
+                           int* error) {
+  index_add_impl(CudaLaunch{out.device().index}, out, src, index, outer, D, inner, error);
+  raise_now_under_sync_debug(out);
 }
-void scatter_add_kernel_cuda(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
-  scatter_add_impl(CudaLaunch{out.device().index}, out, dim, index, src);
+void gather_kernel_cuda(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index, int* error) {
+  gather_impl(CudaLaunch{out.device().index}, out, x, dim, index, error);
+  raise_now_under_sync_debug(out);
+}
+void scatter_add_kernel_cuda(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, int* error) {
+  scatter_add_impl(CudaLaunch{out.device().index}, out, dim, index, src, error);
+  raise_now_under_sync_debug(out);
 }
 void cumsum_kernel_cuda(const Tensor& y, const Tensor& x, int64_t outer, int64_t D, int64_t inner) {
   cumsum_impl<true>(CudaLaunch{y.device().index}, y, x, outer, D, inner);
 }
-
-namespace {
-
-template <class T>
-struct NonzeroFlagKernel {
-  const T* x;
-  int64_t* flags;
-  TS_HD void operator()(int64_t i) const { flags[i] = x[i] != T(0) ? 1 : 0; }
-};
-
-// positions: inclusive prefix count of nonzeros; element i (if nonzero) goes to row positions[i] - 1.
-template <class T>
-struct NonzeroWriteKernel {
-  const T* x;
-  const int64_t* positions;
-  int64_t* out;
-  int64_t nd;
-  int64_t shape[kMaxDims];
-  TS_HD void operator()(int64_t i) const {
-    if (!(x[i] != T(0))) return;
-    const int64_t row = positions[i] - 1;
-    int64_t rem = i;
-    for (int64_t d = nd - 1; d >= 0; --d) {
-      out[row * nd + d] = rem % shape[d];
-      rem /= shape[d];
-    }
-  }
-};
-
-}  // namespace
 
 Tensor nonzero_kernel_cuda(const Tensor& x_in) {
   Tensor x = raw::contiguous(x_in);
