@@ -1,5 +1,7 @@
 // CUDA runtime pieces: caching allocator, copies between devices, streams/handles. Each test skips
 // without a usable device (and fails instead under TESSERA_REQUIRE_CUDA=1).
+#include <functional>
+
 #include "test_helpers.h"
 
 namespace tessera {
@@ -15,7 +17,8 @@ TEST(CudaAllocator, SteadyStateReusesBlocksWithoutCudaMalloc) {
     Tensor u = add(t, 1.0);  // same sizes every iteration, as in a training loop
   }
   const cuda::MemoryStats after = cuda::memory_stats(0);
-  EXPECT_EQ(after.device_allocs, before.device_allocs + 1) << "only the second live buffer should need cudaMalloc";
+  // The second live buffer is carved from the first one's 20 MiB segment, or gets one of its own.
+  EXPECT_LE(after.device_allocs, before.device_allocs + 1) << cuda::memory_summary(0);
   EXPECT_EQ(after.allocated, before.allocated);
 }
 
@@ -65,6 +68,50 @@ TEST(CudaCopy, BetweenDevicesThroughAnyLayout) {
   EXPECT_EQ(arange(5, options(kInt64, cuda_device())).cpu().to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3, 4}));
   EXPECT_EQ(linspace(0, 1, 3, options(kFloat32, cuda_device())).cpu().to_vector<float>(), (std::vector<float>{0, 0.5f, 1}));
   EXPECT_EQ(full({2}, 3.0, options(kInt32, cuda_device())).cpu().to_vector<int32_t>(), (std::vector<int32_t>{3, 3}));
+}
+
+// Host <-> device copies go through pinned staging slots of 8 MiB: a copy of several slots is
+// exact both ways, and a host-to-device copy returns once the bytes are staged, so the host buffer
+// may be changed at once without changing what the device received.
+TEST(CudaCopy, LargeCopiesAndAHostBufferReusedAtOnce) {
+  TS_SKIP_WITHOUT_CUDA();
+  Tensor host = randn({5'000'000});  // 20 MB: three slots
+  Tensor dev = host.to(cuda_device());
+  EXPECT_TRUE(test::equal(dev.cpu(), host));
+  Tensor staged = full({3'000'000}, 1.0);
+  Tensor received = staged.to(cuda_device());
+  staged.fill_(2.0);
+  Tensor more = staged.to(cuda_device());  // the next copy reuses the slots
+  EXPECT_EQ(amin(received).item<float>(), 1.0f);
+  EXPECT_EQ(amax(received).item<float>(), 1.0f);
+  EXPECT_EQ(amin(more).item<float>(), 2.0f);
+}
+
+// CUDA index kernels check their own indices instead of the host checking first (which would wait
+// for the device): a bad index is raised at the next synchronisation (here: the copy to the host),
+// naming the op; the device works normally afterwards.
+TEST(CudaIndex, OutOfRangeIsRaisedAtTheNextSynchronisation) {
+  TS_SKIP_WITHOUT_CUDA();
+  const Tensor x = randn({4, 5});
+  const Tensor gx = x.to(cuda_device());
+  const Tensor bad = from_vector<int64_t>({0, 7}).to(cuda_device());
+  const std::pair<const char*, std::function<Tensor()>> ops[] = {
+      {"index_select", [&] { return index_select(gx, 1, bad); }},
+      {"gather", [&] { return gather(gx, 1, full({4, 2}, 9.0, options(kInt64, cuda_device()))); }},
+      {"scatter_add", [&] { return scatter_add(gx, 0, full({2, 5}, 4.0, options(kInt64, cuda_device())), ones({2, 5}).cuda()); }},
+      {"index_add", [&] { return index_add(gx, 0, from_vector<int64_t>({4}).cuda(), ones({1, 5}).cuda()); }}};
+  for (const auto& [name, op] : ops) {
+    try {
+      op().cpu();
+      ADD_FAILURE() << name << ": expected an out-of-range error";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(std::string(name) + ": index out of range"), std::string::npos) << msg;
+    }
+    EXPECT_NO_THROW(cuda::synchronize(0)) << "the error is raised once";
+  }
+  const Tensor good = from_vector<int64_t>({4, 0, 2});
+  EXPECT_TRUE(test::equal(index_select(gx, 1, good.cuda()).cpu(), index_select(x, 1, good)));
 }
 
 TEST(CudaDevice, BadDeviceIndexIsAnError) {

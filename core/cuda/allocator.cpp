@@ -1,16 +1,17 @@
-// The CUDA caching allocator: size-binned free lists so that steady-state training never calls
-// cudaMalloc/cudaFree; empty_cache(); statistics; out-of-memory frees the cache and retries once.
+// The CUDA caching allocator: steady-state training never calls cudaMalloc/cudaFree. The block
+// bookkeeping is BlockPool's (core/block_pool.h: 512-byte rounding, 2 MiB / 20 MiB segments, best
+// fit, splitting, merging with free neighbours, as PyTorch's allocator), so the varying shapes of
+// Mask R-CNN reuse cached memory instead of growing the cache; this file adds cudaMalloc/cudaFree,
+// the lock, the out-of-memory message and the statistics.
 //
 // Blocks are tied to the device's one stream (core/cuda/context.h): a block freed by one kernel
 // and handed to the next is safe because both are ordered on that stream. When more streams come,
 // a block must remember the streams that used it before it is reused elsewhere.
-#include <map>
-#include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "core/allocator.h"
+#include "core/block_pool.h"
 #include "core/cuda.h"
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
@@ -18,19 +19,6 @@
 namespace tessera::cuda {
 
 namespace {
-
-// Requests are rounded up to a bin: 512-byte steps below 1 MiB, then steps of 1/8 of the
-// enclosing power of two, so no block wastes more than 12.5% and equal shapes share a bin.
-size_t bin_size(size_t n) {
-  constexpr size_t kSmallStep = 512;
-  constexpr size_t kSmallLimit = size_t{1} << 20;
-  if (n == 0) n = 1;
-  if (n <= kSmallLimit) return (n + kSmallStep - 1) / kSmallStep * kSmallStep;
-  size_t pow2 = kSmallLimit;
-  while (pow2 < n) pow2 <<= 1;
-  size_t step = pow2 / 8;
-  return (n + step - 1) / step * step;
-}
 
 std::string format_bytes(size_t b) {
   char buf[64];
@@ -40,102 +28,91 @@ std::string format_bytes(size_t b) {
 
 class CachingAllocator final : public Allocator {
  public:
-  explicit CachingAllocator(int device) : device_(device) {}
+  explicit CachingAllocator(int device)
+      : device_(device),
+        pool_([this](size_t bytes) { return device_malloc(bytes); },
+              [this](void* p, size_t) {
+                DeviceGuard guard(device_);
+                cudaFree(p);
+              }) {}
 
   void* allocate(size_t nbytes) override {
-    const size_t size = bin_size(nbytes);
     std::lock_guard<std::mutex> lock(mu_);
-    void* ptr = nullptr;
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
-      ptr = it->second.back();
-      it->second.pop_back();
-      cached_bytes_ -= size;
-    } else {
-      ptr = device_malloc(size, nbytes);
+    void* ptr = pool_.allocate(nbytes);
+    if (ptr == nullptr) {
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      cudaGetLastError();
+      const BlockPool::Stats st = pool_.stats();
+      TS_ERROR("CUDA out of memory on cuda:", device_, ": tried to allocate ", format_bytes(nbytes), " (", nbytes,
+               " bytes); tessera has ", format_bytes(st.allocated), " allocated in tensors, ", format_bytes(st.reserved),
+               " reserved, peak ", format_bytes(st.peak_allocated), "; the device has ", format_bytes(free_b), " free of ",
+               format_bytes(total_b), " (", cudaGetErrorName(last_error_), ")");
     }
-    live_[ptr] = size;
-    stats_.allocated += size;
-    if (stats_.allocated > stats_.peak_allocated) stats_.peak_allocated = stats_.allocated;
     return ptr;
   }
 
   void deallocate(void* ptr) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = live_.find(ptr);
-    if (it == live_.end()) return;  // not ours: nothing sensible to do in a destructor path
-    const size_t size = it->second;
-    live_.erase(it);
-    stats_.allocated -= size;
-    free_[size].push_back(ptr);
-    cached_bytes_ += size;
+    pool_.deallocate(ptr);  // false: not ours; nothing sensible to do in a destructor path
   }
 
   void empty_cache() {
     std::lock_guard<std::mutex> lock(mu_);
-    release_cached_locked();
+    synchronize_stream();
+    pool_.release_cached();
   }
 
   MemoryStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
+    const BlockPool::Stats st = pool_.stats();
+    MemoryStats m;
+    m.allocated = st.allocated;
+    m.reserved = st.reserved;
+    m.peak_allocated = st.peak_allocated;
+    m.device_allocs = st.segment_allocs;
+    m.device_frees = st.segment_frees;
+    m.segments = st.segments;
+    m.largest_free = st.largest_free;
+    m.splits = st.splits;
+    m.merges = st.merges;
+    return m;
+  }
+
+  std::string summary() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pool_.summary();
   }
 
   void reset_peak() {
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.peak_allocated = stats_.allocated;
+    pool_.reset_peak();
   }
 
  private:
-  void* device_malloc(size_t size, size_t requested) {
+  // A segment from the driver; nullptr when it has no room (BlockPool then releases the cache
+  // and asks once more). Before segments are freed the stream must be idle: synchronize first.
+  void* device_malloc(size_t size) {
     DeviceGuard guard(device_);
     void* ptr = nullptr;
-    cudaError_t err = cudaMalloc(&ptr, size);
-    if (err == cudaErrorMemoryAllocation) {
-      cudaGetLastError();
-      // Cached blocks of other sizes may be what stands in the way: give them back and retry.
-      TS_CUDA_CHECK(cudaStreamSynchronize(stream(device_)));
-      release_cached_locked();
-      err = cudaMalloc(&ptr, size);
-    }
-    if (err != cudaSuccess) {
-      cudaGetLastError();
-      size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
-      cudaGetLastError();
-      TS_ERROR("CUDA out of memory on cuda:", device_, ": tried to allocate ", format_bytes(requested),
-               " (", requested, " bytes); tessera has ", format_bytes(stats_.allocated),
-               " allocated in tensors, ", format_bytes(stats_.reserved), " reserved, peak ",
-               format_bytes(stats_.peak_allocated), "; the device has ", format_bytes(free_b),
-               " free of ", format_bytes(total_b), " (", cudaGetErrorName(err), ")");
-    }
-    stats_.reserved += size;
-    stats_.device_allocs += 1;
-    return ptr;
+    const cudaError_t err = cudaMalloc(&ptr, size);
+    if (err == cudaSuccess) return ptr;
+    cudaGetLastError();
+    last_error_ = err;
+    if (err != cudaErrorMemoryAllocation) TS_CUDA_CHECK(err);
+    synchronize_stream();  // the retry frees cached segments: kernels may still be using them
+    return nullptr;
   }
 
-  void release_cached_locked() {
-    if (cached_bytes_ == 0) return;
+  void synchronize_stream() {
     DeviceGuard guard(device_);
     cudaStreamSynchronize(stream(device_));
-    for (auto& [size, ptrs] : free_) {
-      for (void* p : ptrs) {
-        cudaFree(p);
-        stats_.reserved -= size;
-        stats_.device_frees += 1;
-      }
-      ptrs.clear();
-    }
-    free_.clear();
-    cached_bytes_ = 0;
   }
 
   int device_;
   std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;  // bin size -> cached blocks
-  std::unordered_map<void*, size_t> live_;     // block -> bin size
-  size_t cached_bytes_ = 0;
-  MemoryStats stats_;
+  cudaError_t last_error_ = cudaSuccess;
+  BlockPool pool_;
 };
 
 // Never destroyed: tensors may outlive static destruction order, and the driver may already be
@@ -155,6 +132,7 @@ CachingAllocator& allocator(int device) {
 }  // namespace
 
 MemoryStats memory_stats(int index) { return allocator(index).stats(); }
+std::string memory_summary(int index) { return allocator(index).summary(); }
 void reset_peak_memory_stats(int index) { allocator(index).reset_peak(); }
 void empty_cache() {
   for (int i = 0; i < device_count(); ++i) allocator(i).empty_cache();
