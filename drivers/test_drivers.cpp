@@ -20,6 +20,7 @@
 #include "eval/coco_eval.h"
 #include "optim/checkpoint.h"
 #include "tessera.h"
+#include "tests/test_helpers.h"
 
 namespace fs = std::filesystem;
 
@@ -55,8 +56,15 @@ std::string quoted(const fs::path& p) {
   return s;
 }
 
-const std::string kTrain = TESSERA_TRAIN_UNET;
-const std::string kPredict = TESSERA_PREDICT;
+// A driver program: the build's, or the one in TESSERA_DRIVER_DIR when set (a relocated bundle,
+// see scripts/gpu_check.sh).
+std::string driver(const char* built, const char* name) {
+  const char* dir = std::getenv("TESSERA_DRIVER_DIR");
+  return dir != nullptr && *dir != '\0' ? quoted(fs::path(dir) / name) : std::string(built);
+}
+
+const std::string kTrain = driver(TESSERA_TRAIN_UNET, "train_unet");
+const std::string kPredict = driver(TESSERA_PREDICT, "predict");
 // A small network and data set: the whole run takes a second or two.
 const std::string kSmallRun =
     " --width 4 --depth 2 --tile 92 --iters 6 --val-every 3 --log-every 2 --save-every 3"
@@ -148,8 +156,8 @@ TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
   fs::remove_all(dir);
 }
 
-const std::string kTrainMaskRCNN = TESSERA_TRAIN_MASKRCNN;
-const std::string kEvaluate = TESSERA_EVALUATE;
+const std::string kTrainMaskRCNN = driver(TESSERA_TRAIN_MASKRCNN, "train_maskrcnn");
+const std::string kEvaluate = driver(TESSERA_EVALUATE, "evaluate");
 
 TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   const fs::path dir = scratch("maskrcnn");
@@ -244,6 +252,35 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(gn / "pred" / "results.json"));
+  fs::remove_all(dir);
+}
+
+// The same small runs with --device cuda: training, checkpoint, evaluation and prediction on the
+// GPU end to end.
+TEST(DriversCuda, TrainUnetAndMaskRCNNThenPredictOnCuda) {
+  TS_SKIP_WITHOUT_CUDA();
+  const fs::path dir = scratch("cuda");
+  Result r = run(kTrain + kSmallRun + " --device cuda --out " + quoted(dir / "unet"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("iter      6/6 | loss "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("validation @6: IoU(cells)"), std::string::npos) << r.output;
+  ASSERT_TRUE(fs::exists(dir / "unet" / "model.safetensors"));
+  r = run(kTrainMaskRCNN +
+              " --iters 4 --log-every 2 --eval-every 4 --save-every 4 --train-images 4 --eval-images 3 --image-size 64"
+              " --rois-per-image 16 --detections-per-image 8 --anchor-sizes 8,16,32,64,128 --batch 2 --workers 1"
+              " --device cuda --out " +
+              quoted(dir / "maskrcnn"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("iter      4/4 | loss "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("eval @4 on 3 images"), std::string::npos) << r.output;
+  SyntheticShapes held(1, 3, 64, 64);
+  write_png((dir / "held.png").string(), held.get(0).image);
+  r = run(kPredict + " maskrcnn --device cuda --score-threshold 0.0 --detections-per-image 5 --model " +
+              quoted(dir / "maskrcnn" / "model.safetensors") + " --out " + quoted(dir / "pred") + " " + quoted(dir / "held.png"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "pred" / "results.json")) << r.output;
   fs::remove_all(dir);
 }
 

@@ -306,6 +306,21 @@ def main():
         torch.set_grad_enabled(False)
         print(f"PyTorch {torch.__version__}, {threads} CPU threads" +
               (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
+        if torch.cuda.is_available():
+            # tessera's CUDA float32 is full float32 (cuBLAS default math, cuDNN CUDNN_FMA_MATH):
+            # PyTorch is held to the same, whatever its version's default.
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            for knob in ("torch.backends.cuda.matmul", "torch.backends.cudnn.conv"):
+                try:
+                    obj = eval(knob)
+                    if hasattr(obj, "fp32_precision"):
+                        obj.fp32_precision = "ieee"
+                except AttributeError:
+                    pass
+            print("TF32: off on both sides (tessera: cuBLAS default math, cuDNN CUDNN_FMA_MATH; PyTorch: "
+                  f"matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}, "
+                  f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32})")
 
     # One entry per benchmark: the median aggregate when there were repetitions, else the run itself.
     chosen = {}

@@ -71,7 +71,9 @@ TEST(Tensor, FactoriesRejectBadArguments) {
   EXPECT_THROW(arange(0.0, 1.0, -1.0), Error);
   EXPECT_THROW(linspace(0, 1, -2), Error);
   EXPECT_THROW(from_vector<float>({1.f, 2.f}, {3}), Error);
-  EXPECT_THROW(from_vector<float>({1.f}, {}, Device("cuda:0")), Error);  // no CUDA here, or a wrong index
+  // A CUDA device that is not there: no CUDA at all, or one index past the last device.
+  const int missing_cuda = cuda::is_available() ? cuda::device_count() : 0;
+  EXPECT_THROW(from_vector<float>({1.f}, {}, Device("cuda:" + std::to_string(missing_cuda))), Error);
   EXPECT_THROW(Tensor().numel(), Error);
   EXPECT_THROW(zeros({2}).item<float>(), Error);
   EXPECT_THROW(zeros({2}, kInt64).requires_grad_(), Error);

@@ -97,6 +97,11 @@ inline bool require_cuda_env() {
     }                                                                                               \
   } while (0)
 
-inline std::string data_path(const std::string& rel) { return std::string(TESSERA_TEST_DATA) + "/" + rel; }
+// tests/data: TESSERA_TEST_DATA in the environment when set (a relocated bundle, see
+// scripts/gpu_check.sh), else the source tree's folder compiled in.
+inline std::string data_path(const std::string& rel) {
+  const char* env = std::getenv("TESSERA_TEST_DATA");
+  return std::string(env != nullptr && *env != '\0' ? env : TESSERA_TEST_DATA) + "/" + rel;
+}
 
 }  // namespace tessera::test

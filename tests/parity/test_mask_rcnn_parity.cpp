@@ -7,14 +7,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 
-#include "tessera.h"
+#include "../test_helpers.h"
 
 namespace tessera {
 namespace {
 
-const std::string kDir = TESSERA_MASKRCNN_FIXTURE;
+// The exported fixture: TESSERA_MASKRCNN_FIXTURE in the environment when set (a relocated bundle,
+// which exports it with the device's own torchvision), else the build folder's.
+const std::string kDir = [] {
+  const char* env = std::getenv("TESSERA_MASKRCNN_FIXTURE");
+  return std::string(env != nullptr && *env != '\0' ? env : TESSERA_MASKRCNN_FIXTURE);
+}();
 
 struct Fixture {
   SafetensorsFile weights, outputs;
@@ -50,16 +57,19 @@ double worst(const Tensor& a, const Tensor& b, double atol, double rtol) {
   return w;
 }
 
-MaskRCNN& model() {
-  static MaskRCNN* m = [] {
+// The torchvision weights in a tessera model on `dev`, in evaluation mode (one per device).
+MaskRCNN& model(const Device& dev) {
+  static std::map<std::string, MaskRCNN*> nets;
+  MaskRCNN*& m = nets[dev.str()];
+  if (m == nullptr) {
     MaskRCNNOptions o;
     o.min_size = 160;  // the export's --min-size / --max-size
     o.max_size = 256;
-    auto* net = new MaskRCNN(o);
-    net->load_state_dict(fixture()->weights.tensors);  // strict: every key, no renaming
-    net->eval();
-    return net;
-  }();
+    m = new MaskRCNN(o);
+    m->load_state_dict(fixture()->weights.tensors);  // strict: every key, no renaming
+    m->eval();
+    m->to(dev);
+  }
   return *m;
 }
 
@@ -68,12 +78,23 @@ struct Detected {
   MaskRCNNTrace trace;
 };
 
-const Detected& detected() {
-  static Detected* r = [] {
-    auto* x = new Detected;
-    x->dets = model().detect({out("image.0"), out("image.1")}, &x->trace);
-    return x;
-  }();
+// Detections (and the trace of every stage) of the two fixture images, moved back to the CPU.
+const Detected& detected(const Device& dev) {
+  static std::map<std::string, Detected*> runs;
+  Detected*& r = runs[dev.str()];
+  if (r == nullptr) {
+    r = new Detected;
+    r->dets = model(dev).detect({out("image.0"), out("image.1")}, &r->trace);
+    for (Detections& d : r->dets) {
+      d.boxes = d.boxes.cpu();
+      d.scores = d.scores.cpu();
+      d.labels = d.labels.cpu();
+      d.masks = d.masks.cpu();
+    }
+    r->trace.batch = r->trace.batch.cpu();
+    for (Tensor& t : r->trace.features) t = t.cpu();
+    for (Tensor& t : r->trace.proposals) t = t.cpu();
+  }
   return *r;
 }
 
@@ -95,9 +116,8 @@ TEST(MaskRCNNParity, TorchvisionStateDictLoadsWithoutRenaming) {
     }
 }
 
-TEST(MaskRCNNParity, TransformAndFeaturePyramid) {
-  REQUIRE_FIXTURE();
-  const Detected& r = detected();
+void check_transform_and_features(const Device& dev) {
+  const Detected& r = detected(dev);
   EXPECT_EQ(r.trace.sizes[0].h, out("image_size.0").to_vector<int64_t>()[0]);
   EXPECT_EQ(r.trace.sizes[0].w, out("image_size.0").to_vector<int64_t>()[1]);
   EXPECT_EQ(r.trace.sizes[1].h, out("image_size.1").to_vector<int64_t>()[0]);
@@ -137,9 +157,8 @@ std::vector<int64_t> match_rows(const Tensor& ours, const Tensor& theirs, int64_
   return match;
 }
 
-TEST(MaskRCNNParity, Proposals) {
-  REQUIRE_FIXTURE();
-  const Detected& r = detected();
+void check_proposals(const Device& dev) {
+  const Detected& r = detected(dev);
   for (int i = 0; i < 2; ++i) {
     const Tensor& want = out("proposals." + std::to_string(i));
     const Tensor& got = r.trace.proposals[static_cast<size_t>(i)];
@@ -159,9 +178,8 @@ TEST(MaskRCNNParity, Proposals) {
   }
 }
 
-TEST(MaskRCNNParity, DetectionsBoxesScoresLabelsAndMasks) {
-  REQUIRE_FIXTURE();
-  const Detected& r = detected();
+void check_detections(const Device& dev) {
+  const Detected& r = detected(dev);
   for (int i = 0; i < 2; ++i) {
     const std::string p = "final." + std::to_string(i) + ".";
     const Detections& d = r.dets[static_cast<size_t>(i)];
@@ -194,8 +212,7 @@ TEST(MaskRCNNParity, DetectionsBoxesScoresLabelsAndMasks) {
   }
 }
 
-TEST(MaskRCNNParity, TrainingLossesAndGradients) {
-  REQUIRE_FIXTURE();
+void check_training(const Device& dev) {
   // Every anchor and proposal sampled (so nothing is random): the five losses and the gradients
   // must be torchvision's.
   MaskRCNNOptions o;
@@ -206,6 +223,7 @@ TEST(MaskRCNNParity, TrainingLossesAndGradients) {
   MaskRCNN net(o);
   net.load_state_dict(fixture()->weights.tensors);
   net.train();
+  net.to(dev);
   std::vector<Sample> samples(2);
   for (int i = 0; i < 2; ++i) {
     const std::string t = "target." + std::to_string(i) + ".";
@@ -220,7 +238,7 @@ TEST(MaskRCNNParity, TrainingLossesAndGradients) {
                                                    {"loss_rpn_box_reg", l.loss_rpn_box_reg}};
   for (const auto& [name, value] : losses) {
     const double want = out(std::string("loss.") + name).item<double>();
-    EXPECT_NEAR(value.item<float>(), want, 1e-4 * std::abs(want) + 1e-7) << name;
+    EXPECT_NEAR(value.item<float>(), want, 1e-4 * std::abs(want) + 1e-7) << name << " on " << dev;
   }
   l.total().backward();
   const auto params = net.state_dict_map();
@@ -236,7 +254,7 @@ TEST(MaskRCNNParity, TrainingLossesAndGradients) {
     // Relative L2 error: the RoIAlign sample points move with the proposals' last-digit
     // differences, so single elements deep in the backbone may differ by a few thousandths of the
     // largest one, while the gradient as a whole agrees to about 1e-3.
-    const auto a = param.grad().to(kFloat64).to_vector<double>(), b = want.to(kFloat64).to_vector<double>();
+    const auto a = param.grad().cpu().to(kFloat64).to_vector<double>(), b = want.to(kFloat64).to_vector<double>();
     double diff = 0, norm = 0;
     for (size_t k = 0; k < a.size(); ++k) {
       diff += (a[k] - b[k]) * (a[k] - b[k]);
@@ -248,6 +266,24 @@ TEST(MaskRCNNParity, TrainingLossesAndGradients) {
   }
   EXPECT_EQ(checked, 9);
 }
+
+// The same checks on the CPU, and on CUDA (against torchvision's CPU outputs: tessera's CUDA
+// convolutions and matrix products run in full float32, no TF32, so the CPU's tolerances hold).
+#define PARITY_TEST(name, check)                 \
+  TEST(MaskRCNNParity, name) {                   \
+    REQUIRE_FIXTURE();                           \
+    check(kCPU);                                 \
+  }                                              \
+  TEST(MaskRCNNParityCuda, name) {               \
+    TS_SKIP_WITHOUT_CUDA();                      \
+    REQUIRE_FIXTURE();                           \
+    check(cuda_device());                        \
+  }
+
+PARITY_TEST(TransformAndFeaturePyramid, check_transform_and_features)
+PARITY_TEST(Proposals, check_proposals)
+PARITY_TEST(DetectionsBoxesScoresLabelsAndMasks, check_detections)
+PARITY_TEST(TrainingLossesAndGradients, check_training)
 
 }  // namespace
 }  // namespace tessera
