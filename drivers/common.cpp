@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "core/allocator.h"
+#include "core/cuda.h"
 #include "core/file_io.h"
 #include "core/safetensors.h"
 #include "core/view.h"
@@ -76,6 +78,17 @@ void JsonLines::write(const std::map<std::string, double>& values, const std::ma
   out_ << to_json(values, text).dump() << "\n";
   out_.flush();
   TS_CHECK(out_.good(), "writing '", path_, "' failed");
+}
+
+std::string memory_line(const Device& dev) {
+  if (dev.is_cuda()) return "memory " + dev.str() + ": " + cuda::memory_summary(dev.index);
+  const CpuMemoryStats m = cpu_memory_stats();
+  auto mib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "memory cpu: %.1f MiB in large blocks, %.1f MiB cached, peak %.1f MiB, %llu system allocations, %llu cache hits",
+                mib(m.allocated), mib(m.cached), mib(m.peak_allocated), static_cast<unsigned long long>(m.system_allocs),
+                static_cast<unsigned long long>(m.hits));
+  return buf;
 }
 
 std::map<std::string, std::string> unet_metadata(const UNetOptions& o) {

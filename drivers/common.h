@@ -35,6 +35,11 @@ class JsonLines {
 void write_json(const std::string& path, const std::map<std::string, double>& values,
                 const std::map<std::string, std::string>& text = {});
 
+// The allocator's state on `dev`, for --verbose progress lines: the CUDA caching allocator's
+// summary (allocated, reserved, peak, segments, cudaMalloc calls, splits, merges), or the CPU
+// cache's counters.
+std::string memory_line(const Device& dev);
+
 std::map<std::string, std::string> unet_metadata(const UNetOptions& o);
 UNetOptions unet_options_from(const std::map<std::string, std::string>& metadata, const std::string& file);
 

@@ -73,8 +73,9 @@ const std::string kSmallRun =
 TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
   const fs::path dir = scratch("train");
   const fs::path out = dir / "run";
-  Result r = run(kTrain + kSmallRun + " --out " + quoted(out), dir);
+  Result r = run(kTrain + kSmallRun + " --verbose --out " + quoted(out), dir);
   ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("  memory cpu: "), std::string::npos) << r.output;  // --verbose
   // Progress lines with iteration, loss, throughput and ETA; a validation line; a final line.
   EXPECT_NE(r.output.find("iter      6/6 | loss "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("img/s"), std::string::npos);
@@ -260,8 +261,9 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
 TEST(DriversCuda, TrainUnetAndMaskRCNNThenPredictOnCuda) {
   TS_SKIP_WITHOUT_CUDA();
   const fs::path dir = scratch("cuda");
-  Result r = run(kTrain + kSmallRun + " --device cuda --out " + quoted(dir / "unet"), dir);
+  Result r = run(kTrain + kSmallRun + " --device cuda --verbose --out " + quoted(dir / "unet"), dir);
   ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("  memory cuda:0: allocated "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("iter      6/6 | loss "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("validation @6: IoU(cells)"), std::string::npos) << r.output;
   ASSERT_TRUE(fs::exists(dir / "unet" / "model.safetensors"));

@@ -103,6 +103,7 @@ int run(int argc, char** argv) {
       .option("eval-images", "50", "synthetic held-out images")
       .option("image-size", "128", "synthetic image size")
       .option("eval-every", "500", "evaluate every N steps (and at the end); 0: only at the end")
+      .flag("verbose", "after each progress line, the memory allocator's state (CUDA: allocated, reserved, segments, cudaMalloc calls)")
       .option("log-every", "20", "progress line every N steps")
       .option("save-every", "500", "checkpoint every N steps (and at the end)")
       .option("workers", "2", "data-loading threads")
@@ -270,6 +271,7 @@ int run(int argc, char** argv) {
                   (long long)(step + 1), (long long)iters, avg("loss"), avg("loss_classifier"), avg("loss_box_reg"),
                   avg("loss_mask"), avg("loss_objectness"), avg("loss_rpn_box_reg"), rate, opt.lr(),
                   cli::format_duration(secs).c_str(), cli::format_duration(eta).c_str());
+      if (args.has("verbose")) std::printf("  %s\n", driver::memory_line(dev).c_str());
       std::fflush(stdout);
       std::map<std::string, double> row = {{"iter", double(step + 1)}, {"images_per_s", rate}, {"lr", opt.lr()}, {"elapsed_s", secs}};
       for (const auto& [k, v] : sums) row[k] = v / static_cast<double>(n_sum);

@@ -136,6 +136,7 @@ int run(int argc, char** argv) {
       .option("val-images", "8", "synthetic validation images")
       .option("image-size", "256", "synthetic image size")
       .option("val-every", "250", "validate every N steps (and at the end)")
+      .flag("verbose", "after each progress line, the memory allocator's state (CUDA: allocated, reserved, segments, cudaMalloc calls)")
       .option("log-every", "10", "progress line every N steps")
       .option("save-every", "500", "checkpoint every N steps (and at the end)")
       .option("workers", "2", "data-loading threads")
@@ -257,6 +258,7 @@ int run(int argc, char** argv) {
       std::printf("iter %6lld/%lld | loss %.4f | %.2f img/s | lr %.2e | elapsed %s | eta %s\n", (long long)(step + 1),
                   (long long)iters, loss_sum / static_cast<double>(loss_n), rate, opt.lr(), cli::format_duration(secs).c_str(),
                   cli::format_duration(eta).c_str());
+      if (args.has("verbose")) std::printf("  %s\n", driver::memory_line(dev).c_str());
       std::fflush(stdout);
       metrics.write({{"iter", double(step + 1)}, {"loss", loss_sum / double(loss_n)}, {"images_per_s", rate}, {"lr", opt.lr()},
                      {"elapsed_s", secs}});

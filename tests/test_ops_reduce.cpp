@@ -1,7 +1,10 @@
 // Reductions, matmul and softmax in the op table.
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "kernels/matmul.h"
+#include "kernels/reduce.h"
 #include "op_table.h"
 
 namespace tessera::test {
@@ -195,6 +198,81 @@ TEST(Softmax, MaskedEntriesGiveExactZerosAndAFullyMaskedRowGivesNan) {
   EXPECT_TRUE(std::isnan(y[3]) && std::isnan(y[4]) && std::isnan(y[5]));  // as PyTorch
   std::vector<float> ly = log_softmax(x, 1).to_vector<float>();
   EXPECT_EQ(ly[1], -inf);
+}
+
+
+// ---- the GPU's reduction order, on the CPU. kernels/cuda/reduce.cu folds a row with the ops'
+// own identity / step / combine (kernels/reduce.h) in this order: short rows (R <= 256) by one
+// warp, lane l stepping r = l, l + 32, ..., then a shuffle-down tree; long rows by 256-thread
+// blocks over `splits` chunks (each block: threads stride their chunk, a tree per warp, one warp
+// over the eight warp results), the chunks' partials combined in order. Emulating that order
+// here checks that combine (ties to the smaller index, NaN first, float sums) gives the CPU's
+// answer whatever the grouping.
+template <class Op>
+typename Op::acc_t shuffle_tree(const Op& op, std::vector<typename Op::acc_t> lane) {
+  for (int delta = 16; delta > 0; delta /= 2) {
+    const auto before = lane;  // all lanes read, then all write
+    for (int l = 0; l < 32; ++l) lane[l] = op.combine(before[l], l + delta < 32 ? before[l + delta] : before[l]);
+  }
+  return lane[0];
+}
+
+template <class Op>
+typename Op::acc_t gpu_order_reduce(const Op& op, const float* row, int64_t R, int splits) {
+  using Acc = typename Op::acc_t;
+  if (R <= 256) {
+    std::vector<Acc> lane(32, op.identity());
+    for (int l = 0; l < 32; ++l)
+      for (int64_t r = l; r < R; r += 32) lane[l] = op.step(lane[l], row[r], r);
+    return shuffle_tree(op, lane);
+  }
+  const int64_t chunk = (R + splits - 1) / splits;
+  Acc total = op.identity();
+  for (int k = 0; k < splits; ++k) {
+    std::vector<Acc> thread(256, op.identity());
+    for (int t = 0; t < 256; ++t)
+      for (int64_t r = k * chunk + t; r < std::min(R, (k + 1) * chunk); r += 256) thread[t] = op.step(thread[t], row[r], r);
+    std::vector<Acc> warp_results(32, op.identity());
+    for (int w = 0; w < 8; ++w)
+      warp_results[w] = shuffle_tree(op, std::vector<Acc>(thread.begin() + 32 * w, thread.begin() + 32 * (w + 1)));
+    total = op.combine(total, shuffle_tree(op, warp_results));
+  }
+  return total;
+}
+
+TEST(ReduceGpuOrder, CombineGivesTheCpuResultInAnyGrouping) {
+  Generator g(17);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t R : {40, 256, 1000, 5000})
+    for (int splits : {1, 3, 8})
+      for (int trial = 0; trial < 8; ++trial) {
+        const bool with_nan = trial % 2 == 1;
+        // Few distinct values: many ties for the arg ops; NaNs at random places.
+        std::vector<float> v = randint(-3, 4, {R}, kInt64, &g).to(kFloat32).to_vector<float>();
+        if (with_nan)
+          for (int64_t k : randint(0, R, {4}, kInt64, &g).to_vector<int64_t>()) v[static_cast<size_t>(k)] = nan;
+        const Tensor x = from_vector<float>(v, {R});
+        const std::string where = "R " + std::to_string(R) + ", splits " + std::to_string(splits) + (with_nan ? ", NaN" : "");
+        float value = 0;
+        int64_t index = -1;
+        ArgOp<float, true> amax_op{&value, &index};
+        amax_op.write(gpu_order_reduce(amax_op, v.data(), R, splits), 0);
+        EXPECT_EQ(index, argmax(x).item<int64_t>()) << "argmax, " << where;
+        ArgOp<float, false> amin_op{&value, &index};
+        amin_op.write(gpu_order_reduce(amin_op, v.data(), R, splits), 0);
+        EXPECT_EQ(index, argmin(x).item<int64_t>()) << "argmin, " << where;
+        ExtremumOp<float, true> max_op{&value};
+        max_op.write(gpu_order_reduce(max_op, v.data(), R, splits), 0);
+        const float want = amax(x).item<float>();
+        EXPECT_TRUE(value == want || (std::isnan(value) && std::isnan(want))) << "max, " << where;
+        if (!with_nan) {
+          std::vector<float> u = uniform({R}, -1.0, 1.0, kFloat32, &g).to_vector<float>();
+          SumOp<float, float, float> sum_op{&value, 1.0};
+          sum_op.write(gpu_order_reduce(sum_op, u.data(), R, splits), 0);
+          const double exact = sum(from_vector<float>(u, {R}).to(kFloat64)).item<double>();
+          EXPECT_NEAR(value, exact, 1e-6 * static_cast<double>(R)) << "sum, " << where;
+        }
+      }
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // CUDA launches of the tensor-making kernels.
+// Nothing here is CUDA-only: the CPU runs the same per-element bodies.
 #include "core/cuda/launch.cuh"
 #include "core/factory_kernels.h"
 

@@ -1,4 +1,5 @@
 // CUDA launches of the elementwise kernels (kernels/elementwise.h).
+// Nothing here is CUDA-only: the CPU tests run the same per-element bodies (CpuPerElementScope).
 #include "core/cuda/launch.cuh"
 #include "kernels/elementwise.h"
 

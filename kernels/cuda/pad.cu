@@ -1,4 +1,5 @@
 // CUDA launches of the padding kernels (kernels/pad.h).
+// Nothing here is CUDA-only: the CPU runs the same per-element bodies.
 #include "core/cuda/launch.cuh"
 #include "kernels/pad.h"
 

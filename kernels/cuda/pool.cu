@@ -1,4 +1,6 @@
 // CUDA launches of the pooling kernels (kernels/pool.h).
+// Nothing here is CUDA-only: the CPU tests run the same per-element bodies (the CPU also has
+// range() fast paths, compared with these under CpuPerElementScope).
 #include "core/cuda/launch.cuh"
 #include "kernels/pool.h"
 

@@ -1,4 +1,6 @@
-// CUDA traversals for reductions over a contiguous [A, R, B] block.
+// CUDA traversals for reductions over a contiguous [A, R, B] block. CUDA-only: the traversals (warp
+// and block trees, split rows); the ops' step and combine are kernels/reduce.h's, and the tests
+// emulate these groupings on the CPU (ReduceGpuOrder in tests/test_ops_reduce.cpp).
 //   B == 1, short rows (R <= 256): one warp per row, shuffle tree.
 //   B == 1, long rows: one 256-thread block per row (warp shuffles, then one warp over the
 //           warp results); when there are too few rows to fill the device, each row is split

@@ -1,4 +1,6 @@
 // CUDA launches of the RoIAlign kernels (kernels/roi_align.h).
+// Nothing here is CUDA-only: the CPU tests run these functors, the backward's atomics included,
+// under CpuPerElementScope (kernels/roi_align.cpp), against the CPU's plane-wise traversal.
 #include "core/cuda/launch.cuh"
 #include "kernels/roi_align.h"
 

@@ -1,5 +1,7 @@
 // CUDA softmax: a block per row when the softmax dim is innermost (inner == 1), with the max and
 // the sum reduced by warp shuffles; otherwise the shared column functor, one thread per line.
+// CUDA-only: the row kernels' block reductions (max and sum, plain arithmetic); their results are
+// compared with the CPU's in the op table's CudaMatchesCpu cases.
 #include "core/cuda/launch.cuh"
 #include "kernels/softmax.h"
 
