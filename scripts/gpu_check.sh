@@ -218,12 +218,13 @@ run_device() {
   python3 "$root/scripts/export_torchvision_maskrcnn.py" --out "$fixture" >"$out/export.log" 2>&1 &
   export_pid=$!
   local rc=0
-  phase env 60 phase_env || rc=1
-  phase tests 240 phase_tests || rc=1
-  phase drivers 120 phase_drivers || rc=1
-  phase compare 150 phase_compare || rc=1
-  phase memcheck 150 phase_memcheck || rc=1
-  phase racecheck 90 phase_racecheck || rc=1
+  # The limits add up to 8 minutes: the device run must fit one 10-minute command of a loan.
+  phase env 30 phase_env || rc=1
+  phase tests 150 phase_tests || rc=1
+  phase drivers 75 phase_drivers || rc=1
+  phase compare 90 phase_compare || rc=1
+  phase memcheck 90 phase_memcheck || rc=1
+  phase racecheck 45 phase_racecheck || rc=1
   print_summary
   return $rc
 }

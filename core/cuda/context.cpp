@@ -9,6 +9,7 @@
 
 #include "core/cuda.h"
 #include "core/cuda/check.h"
+#include "core/cuda/cublas_lazy.h"
 
 namespace tessera::cuda {
 
@@ -89,10 +90,11 @@ cublasHandle_t cublas_handle(int device) {
   cudaStream_t s = stream(device);
   std::call_once(c.cublas_once, [&] {
     DeviceGuard g(device);
-    TS_CUBLAS_CHECK(cublasCreate(&c.cublas));
-    TS_CUBLAS_CHECK(cublasSetStream(c.cublas, s));
+    const CublasApi& api = cublas();  // loaded here, on first use
+    TS_CUBLAS_CHECK(api.create(&c.cublas));
+    TS_CUBLAS_CHECK(api.set_stream(c.cublas, s));
     // Full float32 products unless a caller opts into TF32 (PyTorch's default for matmul).
-    TS_CUBLAS_CHECK(cublasSetMathMode(c.cublas, CUBLAS_DEFAULT_MATH));
+    TS_CUBLAS_CHECK(api.set_math_mode(c.cublas, CUBLAS_DEFAULT_MATH));
   });
   return c.cublas;
 }

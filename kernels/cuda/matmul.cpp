@@ -1,5 +1,6 @@
 // CUDA matmul through cuBLAS (strided-batched GEMM; full float32, no TF32, as PyTorch's default).
 // cuBLAS is column-major: a row-major C = A B is the column-major C^T = B^T A^T.
+#include "core/cuda/cublas_lazy.h"
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
 #include "core/view.h"
@@ -35,13 +36,13 @@ void matmul_kernel_cuda(const Tensor& out, const Tensor& a_in, const Tensor& b_i
   const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
   if (out.dtype() == DType::Float32) {
     const float alpha = 1.f, beta = 0.f;
-    TS_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, op_b, op_a, m, n, k, &alpha, b.data<float>(), ldb,
+    TS_CUBLAS_CHECK(cuda::cublas().sgemm_strided_batched(handle, op_b, op_a, m, n, k, &alpha, b.data<float>(), ldb,
                                               lb.batch_stride, a.data<float>(), lda, la.batch_stride, &beta,
                                               out.data<float>(), m, M * N, static_cast<int>(batch)));
   } else {
     TS_CHECK(out.dtype() == DType::Float64, "matmul: expected float32 or float64, got ", dtype_name(out.dtype()));
     const double alpha = 1.0, beta = 0.0;
-    TS_CUBLAS_CHECK(cublasDgemmStridedBatched(handle, op_b, op_a, m, n, k, &alpha, b.data<double>(), ldb,
+    TS_CUBLAS_CHECK(cuda::cublas().dgemm_strided_batched(handle, op_b, op_a, m, n, k, &alpha, b.data<double>(), ldb,
                                               lb.batch_stride, a.data<double>(), lda, la.batch_stride, &beta,
                                               out.data<double>(), m, M * N, static_cast<int>(batch)));
   }
