@@ -74,7 +74,30 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>& grads) {
     elementwise_binary(BinaryOp::Add, current, current, g);
     current.storage()->bump_version();
   }
+  // The engine runs this node once per backward, after every gradient for the leaf has been
+  // summed into `g`: the leaf's gradient is final for this pass.
+  if (leaf_.impl()->autograd)
+    for (const auto& hook : leaf_.impl()->autograd->post_accumulate_hooks) hook(leaf_);
   return {};
+}
+
+void register_post_accumulate_grad_hook(const Tensor& leaf, std::function<void(const Tensor&)> hook) {
+  TS_CHECK(leaf.defined() && leaf.requires_grad(), "register_post_accumulate_grad_hook: the tensor does not require grad");
+  TS_CHECK(!leaf.impl()->autograd->grad_fn, "register_post_accumulate_grad_hook: the tensor is not a leaf (it has a grad_fn)");
+  leaf.impl()->autograd->post_accumulate_hooks.push_back(std::move(hook));
+}
+
+void clear_post_accumulate_grad_hooks(const Tensor& leaf) {
+  if (leaf.defined() && leaf.impl()->autograd) leaf.impl()->autograd->post_accumulate_hooks.clear();
+}
+
+namespace {
+thread_local std::vector<std::function<void()>>* g_backward_callbacks = nullptr;
+}  // namespace
+
+void queue_backward_callback(std::function<void()> fn) {
+  TS_CHECK(g_backward_callbacks != nullptr, "queue_backward_callback: no backward is running on this thread");
+  g_backward_callbacks->push_back(std::move(fn));
 }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
@@ -185,6 +208,13 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     if (dependencies[e.node.get()] == 0 && queued.insert(e.node.get()).second) ready.push(e.node.get());
 
   NoGradGuard no_grad;
+  std::vector<std::function<void()>> callbacks;
+  auto* outer_callbacks = g_backward_callbacks;  // a backward inside a hook keeps its own list
+  g_backward_callbacks = &callbacks;
+  struct Restore {
+    std::vector<std::function<void()>>* previous;
+    ~Restore() { g_backward_callbacks = previous; }
+  } restore{outer_callbacks};
   while (!ready.empty()) {
     Node* node = ready.top();
     ready.pop();
@@ -219,6 +249,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     }
     if (!retain_graph) node->release();
   }
+  for (size_t i = 0; i < callbacks.size(); ++i) callbacks[i]();  // a callback may queue another
 }
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {

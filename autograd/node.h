@@ -95,6 +95,15 @@ class AccumulateGrad final : public Node {
   Tensor leaf_;
 };
 
+// Calls `hook(leaf)` each time a backward has produced the leaf's gradient for that pass (once per
+// backward, after accumulating into leaf.grad()): what DistributedDataParallel starts its gradient
+// all-reduce from, while the rest of the backward runs. `leaf` must be a leaf that requires grad.
+void register_post_accumulate_grad_hook(const Tensor& leaf, std::function<void(const Tensor&)> hook);
+// Removes every such hook of the leaf.
+void clear_post_accumulate_grad_hooks(const Tensor& leaf);
+// During a backward (from a hook): runs `fn` once the backward has finished, in queueing order.
+void queue_backward_callback(std::function<void()> fn);
+
 // True when grad mode is on and some input requires grad: the op must record a node.
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -134,6 +135,9 @@ struct AutogradMeta {
   std::shared_ptr<Node> grad_fn;  // null for leaves
   uint32_t output_nr = 0;         // which output of grad_fn this tensor is
   std::weak_ptr<Node> grad_accumulator;  // the AccumulateGrad node of a leaf, shared by its uses
+  // Called with the leaf after a backward has accumulated its gradient for the last time in that
+  // pass (autograd/node.h: register_post_accumulate_grad_hook).
+  std::vector<std::function<void(const Tensor&)>> post_accumulate_hooks;
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/parallel.h"
+#include "data/sampler.h"
 
 namespace tessera {
 
@@ -15,6 +16,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   TS_CHECK(dataset_ != nullptr && dataset_->size() > 0, "DataLoader: the dataset is empty");
   TS_CHECK(opts_.batch_size >= 1 && opts_.workers >= 0 && opts_.prefetch >= 1, "DataLoader: batch_size and prefetch ",
            "must be at least 1, workers at least 0");
+  TS_CHECK(opts_.replicas >= 1 && opts_.rank >= 0 && opts_.rank < opts_.replicas, "DataLoader: rank ", opts_.rank,
+           " is not one of ", opts_.replicas, " replicas");
   start_epoch(0);
 }
 
@@ -32,20 +35,18 @@ void DataLoader::stop_workers() {
 }
 
 int64_t DataLoader::batches_per_epoch() const {
-  const int64_t n = dataset_->size();
+  const int64_t all = dataset_->size();
+  const int64_t n = opts_.replicas > 1 && all > 0 ? (all + opts_.replicas - 1) / opts_.replicas : all;
   return opts_.drop_last ? n / opts_.batch_size : (n + opts_.batch_size - 1) / opts_.batch_size;
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  TS_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "DataLoader: first batch ", first_batch,
+           " of an epoch of ", batches_per_epoch());
   stop_workers();
   epoch_ = epoch;
-  order_.resize(static_cast<size_t>(dataset_->size()));
-  std::iota(order_.begin(), order_.end(), int64_t{0});
-  if (opts_.shuffle) {  // Fisher-Yates from (seed, epoch)
-    DataRng rng(opts_.seed, static_cast<uint64_t>(epoch), 0x5eedull);
-    for (int64_t i = static_cast<int64_t>(order_.size()) - 1; i > 0; --i) std::swap(order_[i], order_[rng.randint(0, i + 1)]);
-  }
-  next_to_hand_ = next_to_load_ = 0;
+  order_ = epoch_indices(dataset_->size(), opts_.shuffle, opts_.seed, epoch, opts_.replicas, opts_.rank);
+  next_to_hand_ = next_to_load_ = first_batch;
   ready_.clear();
   failed_.clear();
   started_ = false;  // workers start with the first next(): an epoch nobody reads loads nothing

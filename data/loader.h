@@ -29,6 +29,10 @@ struct LoaderOptions {
   int prefetch = 2;       // batches ready ahead, per worker
   bool drop_last = false;
   bool skip_bad = false;
+  // Data parallelism: this process is replica `rank` of `replicas` and loads only its shard of
+  // each epoch (data/sampler.h: disjoint, equal-length shards of one shared shuffle).
+  int replicas = 1;
+  int rank = 0;
 };
 
 using SampleTransform = std::function<Sample(Sample, DataRng&)>;
@@ -40,8 +44,9 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  // Starts an epoch: the order is a permutation drawn from (seed, epoch).
-  void start_epoch(int64_t epoch);
+  // Starts an epoch: the order is a permutation drawn from (seed, epoch) (this replica's shard of it).
+  // `first_batch` > 0 starts part-way (a resumed run continues where its checkpoint stopped).
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt when it is over.
   std::optional<std::vector<Sample>> next();
   int64_t batches_per_epoch() const;

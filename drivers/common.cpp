@@ -7,6 +7,7 @@
 #include "core/allocator.h"
 #include "core/cuda.h"
 #include "core/file_io.h"
+#include "dist/dist.h"
 #include "core/safetensors.h"
 #include "core/view.h"
 
@@ -55,6 +56,7 @@ Tensor label_image(const Tensor& labels, int64_t num_classes) {
 }
 
 JsonLines::JsonLines(const std::string& path, bool append) : path_(path) {
+  if (path.empty()) return;  // a rank that writes nothing
   out_.open(path, append ? std::ios::app : std::ios::trunc);
   TS_CHECK(out_.good(), "cannot open '", path, "' for writing");
 }
@@ -75,9 +77,26 @@ void write_json(const std::string& path, const std::map<std::string, double>& va
 }
 
 void JsonLines::write(const std::map<std::string, double>& values, const std::map<std::string, std::string>& text) {
+  if (path_.empty()) return;
   out_ << to_json(values, text).dump() << "\n";
   out_.flush();
   TS_CHECK(out_.good(), "writing '", path_, "' failed");
+}
+
+World join_world() {
+  World w;
+  if (!dist::launched_by_mpi()) return w;
+  dist::init();
+  w.distributed = true;
+  w.rank = dist::rank();
+  w.size = dist::world_size();
+  return w;
+}
+
+int fail(const std::string& what) {
+  if (dist::is_initialized() && dist::world_size() > 1) dist::abort("error: " + what);
+  std::fprintf(stderr, "error: %s\n", what.c_str());
+  return 1;
 }
 
 std::string memory_line(const Device& dev) {

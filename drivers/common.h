@@ -23,6 +23,7 @@ Tensor label_image(const Tensor& labels, int64_t num_classes);
 // Appends one JSON object per line, flushed at once (a crash keeps every line written before it).
 class JsonLines {
  public:
+  // An empty path: writes nothing (ranks other than 0 of a data-parallel run).
   explicit JsonLines(const std::string& path, bool append = false);
   void write(const std::map<std::string, double>& values, const std::map<std::string, std::string>& text = {});
 
@@ -34,6 +35,17 @@ class JsonLines {
 // Writes one JSON object to `path` atomically (results files: a crash leaves the old one intact).
 void write_json(const std::string& path, const std::map<std::string, double>& values,
                 const std::map<std::string, std::string>& text = {});
+
+// Training under mpirun: the world this process is in (a world of one when not launched by MPI).
+struct World {
+  bool distributed = false;
+  int rank = 0, size = 1;
+  bool main() const { return rank == 0; }  // the rank that prints and writes files
+};
+World join_world();
+// main()'s error path: "error: <what>" and exit code 1; under mpirun every rank is stopped at once
+// (MPI_Abort), with this rank named, instead of the others waiting for it.
+int fail(const std::string& what);
 
 // The allocator's state on `dev`, for --verbose progress lines: the CUDA caching allocator's
 // summary (allocated, reserved, peak, segments, cudaMalloc calls, splits, merges), or the CPU

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -285,6 +286,85 @@ TEST(DriversCuda, TrainUnetAndMaskRCNNThenPredictOnCuda) {
   EXPECT_TRUE(fs::exists(dir / "pred" / "results.json")) << r.output;
   fs::remove_all(dir);
 }
+
+// ---- the training drivers under mpirun (data parallelism over MPI)
+#ifdef TESSERA_MPIEXEC
+// mpirun as root, more ranks than cores, shared memory between the ranks; Open MPI's own
+// allocations are not leaks of ours (sanitizer builds).
+const std::string kMpirun = "ASAN_OPTIONS=detect_leaks=0 OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none " +
+                            std::string(TESSERA_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none ";
+std::string mpirun(int ranks) { return kMpirun + "-np " + std::to_string(ranks) + " "; }
+
+std::map<std::string, Tensor> model_tensors(const fs::path& file) { return load_safetensors(file.string()).tensors; }
+
+// Largest |a - b| / (1e-6 + |b|max) over every tensor of two model files.
+double model_difference(const fs::path& a, const fs::path& b) {
+  const auto x = model_tensors(a), y = model_tensors(b);
+  EXPECT_EQ(x.size(), y.size());
+  double worst = 0;
+  for (const auto& [name, t] : y) {
+    if (!x.count(name)) return INFINITY;
+    const double scale = amax(abs(t)).item<double>();
+    worst = std::max(worst, amax(abs(sub(x.at(name), t))).item<double>() / (1e-6 + scale));
+  }
+  return worst;
+}
+
+// Two ranks with --batch 1 each train what one process trains with --batch 2: the same global
+// batches (each rank loads its shard of the same shuffle) and the averaged gradient. Then a
+// checkpoint written by two ranks resumes on one and one written by one resumes on two.
+TEST(DriversMpi, TwoRanksTrainWhatOneProcessTrainsOnTheGlobalBatch) {
+  const fs::path dir = scratch("mpi");
+  const std::string common =
+      " --width 4 --depth 2 --tile 92 --iters 4 --val-every 4 --log-every 2 --save-every 2 --train-images 8 --val-images 1"
+      " --image-size 64 --workers 0 --threads 1 --dropout 0 --optimizer sgd --lr 0.05 --momentum 0.9";
+  Result two = run(mpirun(2) + kTrain + common + " --batch 1 --out " + quoted(dir / "two"), dir);
+  ASSERT_EQ(two.code, 0) << two.output;
+  EXPECT_NE(two.output.find("data parallel: 2 ranks x batch 1 = global batch 2"), std::string::npos) << two.output;
+  EXPECT_EQ(two.output.find("iter      2/4"), two.output.rfind("iter      2/4")) << "only rank 0 prints:\n" << two.output;
+  Result one = run(kTrain + common + " --batch 2 --out " + quoted(dir / "one"), dir);
+  ASSERT_EQ(one.code, 0) << one.output;
+  // float32: the two ranks' convolutions see one image each instead of a batch of two.
+  EXPECT_LE(model_difference(dir / "two" / "model.safetensors", dir / "one" / "model.safetensors"), 1e-4);
+
+  // Resume: 2 ranks -> 1 and 1 -> 2, from the step-2 checkpoints, to step 4.
+  const fs::path from_two = dir / "two_at_2.safetensors", from_one = dir / "one_at_2.safetensors";
+  ASSERT_EQ(run(mpirun(2) + kTrain + common + " --iters 2 --batch 1 --out " + quoted(dir / "a"), dir).code, 0);
+  fs::copy_file(dir / "a" / "checkpoint.safetensors", from_two);
+  ASSERT_EQ(run(kTrain + common + " --iters 2 --batch 2 --out " + quoted(dir / "b"), dir).code, 0);
+  fs::copy_file(dir / "b" / "checkpoint.safetensors", from_one);
+  Result r = run(kTrain + common + " --batch 2 --resume " + quoted(from_two) + " --out " + quoted(dir / "c"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos);
+  r = run(mpirun(2) + kTrain + common + " --batch 1 --resume " + quoted(from_one) + " --out " + quoted(dir / "d"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  // Both continue the same global batches from the same state as the uninterrupted run.
+  EXPECT_LE(model_difference(dir / "c" / "model.safetensors", dir / "one" / "model.safetensors"), 1e-4);
+  EXPECT_LE(model_difference(dir / "d" / "model.safetensors", dir / "one" / "model.safetensors"), 1e-4);
+  fs::remove_all(dir);
+}
+
+// A rank that fails stops every rank, with its rank named, within seconds; so does a rank whose
+// model differs from rank 0's. (Open MPI's MPMD form gives rank 1 its own arguments.)
+TEST(DriversMpi, AFailingRankStopsTheOthersWithItsMessage) {
+  const fs::path dir = scratch("mpifail");
+  const std::string common = " --width 4 --depth 2 --iters 50 --train-images 4 --val-images 1 --image-size 64 --workers 0"
+                             " --threads 1 --out " + quoted(dir / "run");
+  const std::string launcher = kMpirun;
+  const auto t0 = std::chrono::steady_clock::now();
+  Result r = run(launcher + "-np 1 " + kTrain + common + " --tile 92 : -np 1 " + kTrain + common + " --tile 90", dir);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("rank 1 of 2: error: "), std::string::npos) << r.output;
+  EXPECT_LT(secs, 60.0) << "the other rank was left waiting";
+  r = run(launcher + "-np 1 " + kTrain + common + " --tile 92 : -np 1 " + kTrain + common + " --tile 92 --width 8", dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("rank 1's model differs from rank 0's"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+#else
+TEST(DriversMpi, SkippedWithoutMpi) { GTEST_SKIP() << "tessera was built without MPI (apt-get install libopenmpi-dev openmpi-bin)"; }
+#endif
 
 TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
   const fs::path dir = scratch("bad");

@@ -8,12 +8,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "data/augment.h"
 #include "data/coco.h"
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
+#include "dist/ddp.h"
 #include "drivers/args.h"
 #include "drivers/common.h"
 #include "drivers/draw.h"
@@ -114,12 +116,15 @@ int run(int argc, char** argv) {
       .option("resume", "", "a checkpoint.safetensors to continue from");
   args.parse(argc, argv);
   if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
+  const driver::World world = driver::join_world();
   const Device dev(args.str("device"));
   TS_CHECK(!dev.is_cuda() || cuda::is_available(), "--device ", dev, " but CUDA is unavailable: ", cuda::unavailable_reason());
+  TS_CHECK(!(dev.is_cuda() && world.size > 1), "train_maskrcnn: ", world.size, " ranks with --device cuda need the NCCL "
+           "backend, which is not built yet; run several ranks on the CPU, or one on the GPU");
   const uint64_t seed = static_cast<uint64_t>(args.integer("seed"));
   manual_seed(seed);
   const fs::path out = args.str("out");
-  fs::create_directories(out);
+  if (world.main()) fs::create_directories(out);  // rank 0 writes every file
 
   // ---- data
   driver::MaskRCNNConfig cfg;
@@ -140,7 +145,8 @@ int run(int argc, char** argv) {
     std::vector<Sample> samples;
     for (int64_t i = 0; i < val->size(); ++i) samples.push_back(val->get(i));
     gt_path = (out / "eval_ground_truth.json").string();
-    save_coco_annotations(gt_path, samples, std::vector<std::string>(cfg.class_names.begin() + 1, cfg.class_names.end()));
+    if (world.main())
+      save_coco_annotations(gt_path, samples, std::vector<std::string>(cfg.class_names.begin() + 1, cfg.class_names.end()));
     cfg.options.min_size = cfg.options.max_size = static_cast<double>(size);
   } else {
     TS_CHECK(args.has("images"), "--coco needs --images (the folder of its images)");
@@ -164,13 +170,17 @@ int run(int argc, char** argv) {
       std::vector<Sample> samples;
       for (int64_t i = 0; i < held->size(); ++i) samples.push_back(held->get(i));
       gt_path = (out / "eval_ground_truth.json").string();
-      save_coco_annotations(gt_path, samples, std::vector<std::string>(cfg.class_names.begin() + 1, cfg.class_names.end()));
+      if (world.main())
+        save_coco_annotations(gt_path, samples, std::vector<std::string>(cfg.class_names.begin() + 1, cfg.class_names.end()));
     }
   }
   if (args.has("min-size")) cfg.options.min_size = args.number("min-size");
   if (args.has("max-size")) cfg.options.max_size = args.number("max-size");
-  const CocoDataset gt(gt_path, "", true);
-  TS_CHECK(gt.size() == val_ds->size(), "internal: the evaluation ground truth has ", gt.size(), " images, the set ", val_ds->size());
+  std::optional<CocoDataset> gt;  // rank 0 evaluates
+  if (world.main()) {
+    gt.emplace(gt_path, "", true);
+    TS_CHECK(gt->size() == val_ds->size(), "internal: the evaluation ground truth has ", gt->size(), " images, the set ", val_ds->size());
+  }
 
   // ---- model and optimiser
   cfg.options.num_classes = static_cast<int64_t>(cfg.class_names.size());
@@ -199,6 +209,10 @@ int run(int argc, char** argv) {
   if (args.has("weights")) driver::load_detection_weights(net, args.str("weights"));
   net.to(dev);
   net.train();
+  // Under mpirun: rank 0's initial weights everywhere, gradients averaged across ranks in backward
+  // (parameters a rank's images did not reach count as zeros there).
+  std::unique_ptr<dist::DistributedDataParallel> ddp;
+  if (world.distributed) ddp = std::make_unique<dist::DistributedDataParallel>(net);
   std::vector<Tensor> params;
   for (const Tensor& p : net.parameters())
     if (p.requires_grad()) params.push_back(p);
@@ -209,7 +223,7 @@ int run(int argc, char** argv) {
   int64_t start = 0;
   if (args.has("resume")) {
     start = load_checkpoint(args.str("resume"), net, opt).step;
-    std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(start));
+    if (world.main()) std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(start));
   }
 
   LoaderOptions lo;
@@ -217,11 +231,17 @@ int run(int argc, char** argv) {
   lo.seed = seed;
   lo.workers = static_cast<int>(args.integer("workers"));
   lo.drop_last = true;
+  lo.replicas = world.size;  // each rank its own shard of every epoch
+  lo.rank = world.rank;
   DataLoader loader(train_ds, lo, [](Sample s, DataRng& rng) { return rng.uniform() < 0.5 ? hflip(s) : s; });
   const int64_t groups = cfg.options.backbone.group_norm_groups;
   const std::string norm_name = groups > 0 ? "GroupNorm(" + std::to_string(groups) + ")"
                                 : cfg.options.backbone.frozen_batch_norm ? "FrozenBatchNorm"
                                                                          : "BatchNorm";
+  if (world.distributed && world.main())
+    std::printf("data parallel: %d ranks x batch %lld = global batch %lld, lr %g (not scaled with the batch)\n", world.size,
+                (long long)lo.batch_size, (long long)(lo.batch_size * world.size), args.number("lr"));
+  if (world.main())
   std::printf("Mask R-CNN %s-FPN (%s): %lld parameters (%lld trained), %lld classes, images resized to %g..%g, anchors %s, "
               "%lld RoIs per image, %s, %lld CPU threads; %lld training / %lld evaluation images\n",
               args.str("backbone").c_str(), norm_name.c_str(), (long long)net.num_parameters(), (long long)net.num_parameters(true),
@@ -230,15 +250,17 @@ int run(int argc, char** argv) {
               (long long)cfg.options.roi_heads.batch_size_per_image, dev.str().c_str(),
               (long long)num_threads(), (long long)train_ds->size(), (long long)val_ds->size());
 
-  driver::JsonLines metrics((out / "metrics.jsonl").string(), start > 0);
+  driver::JsonLines metrics(world.main() ? (out / "metrics.jsonl").string() : std::string(), start > 0);
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  int64_t epoch = start * lo.batch_size / std::max<int64_t>(1, train_ds->size()), images = 0;
-  loader.start_epoch(epoch);
+  // A resumed run continues the epoch where the checkpoint stopped (its step's batch).
+  const int64_t per_epoch = std::max<int64_t>(1, loader.batches_per_epoch());
+  int64_t epoch = start / per_epoch, images = 0;
+  loader.start_epoch(epoch, start % per_epoch);
   std::map<std::string, double> sums;
   int64_t n_sum = 0;
   EvalResult last;
-  Generator sampler_gen(seed + 17);
+  Generator sampler_gen(seed + 17 + static_cast<uint64_t>(world.rank));  // each rank its own RoI samples
   const int64_t eval_every = args.integer("eval-every");
   for (int64_t step = start; step < iters; ++step) {
     auto batch = loader.next();
@@ -251,6 +273,7 @@ int run(int argc, char** argv) {
     const MaskRCNNLosses l = net.losses(*batch, &sampler_gen);
     Tensor total = l.total();
     total.backward();
+    if (ddp) ddp->finish();  // every rank now holds the gradient of the global batch
     opt.step();
     const double lt = total.item<float>();
     TS_CHECK(std::isfinite(lt), "the loss became ", lt, " at step ", step, " (try a lower --lr or a longer --warmup)");
@@ -263,15 +286,26 @@ int run(int argc, char** argv) {
     images += static_cast<int64_t>(batch->size());
     const bool final_step = step + 1 == iters;
     if ((step + 1) % args.integer("log-every") == 0 || final_step) {
-      const double secs = elapsed(), rate = static_cast<double>(images) / std::max(secs, 1e-9);
+      if (world.distributed) {  // the losses over every rank's images (every rank loads as many)
+        std::vector<double> v = {static_cast<double>(n_sum)};
+        for (const auto& [k, x] : sums) v.push_back(x);
+        Tensor totals = from_vector<double>(v);
+        dist::all_reduce(totals);
+        v = totals.to_vector<double>();
+        n_sum = static_cast<int64_t>(v[0]);
+        size_t i = 1;
+        for (auto& [k, x] : sums) x = v[i++];
+      }
+      const double secs = elapsed(), rate = static_cast<double>(images * world.size) / std::max(secs, 1e-9);
       const double eta = static_cast<double>(iters - step - 1) * secs / static_cast<double>(step + 1 - start);
       auto avg = [&](const char* k) { return sums[k] / static_cast<double>(n_sum); };
+      if (world.main())
       std::printf("iter %6lld/%lld | loss %.4f (cls %.4f box %.4f mask %.4f obj %.4f rpn %.4f) | %.2f img/s | lr %.2e | "
                   "elapsed %s | eta %s\n",
                   (long long)(step + 1), (long long)iters, avg("loss"), avg("loss_classifier"), avg("loss_box_reg"),
                   avg("loss_mask"), avg("loss_objectness"), avg("loss_rpn_box_reg"), rate, opt.lr(),
                   cli::format_duration(secs).c_str(), cli::format_duration(eta).c_str());
-      if (args.has("verbose")) std::printf("  %s\n", driver::memory_line(dev).c_str());
+      if (args.has("verbose") && world.main()) std::printf("  %s\n", driver::memory_line(dev).c_str());
       std::fflush(stdout);
       std::map<std::string, double> row = {{"iter", double(step + 1)}, {"images_per_s", rate}, {"lr", opt.lr()}, {"elapsed_s", secs}};
       for (const auto& [k, v] : sums) row[k] = v / static_cast<double>(n_sum);
@@ -279,9 +313,9 @@ int run(int argc, char** argv) {
       sums.clear();
       n_sum = 0;
     }
-    if ((eval_every > 0 && (step + 1) % eval_every == 0) || final_step) {
+    if (((eval_every > 0 && (step + 1) % eval_every == 0) || final_step) && world.main()) {  // rank 0 evaluates
       const double te = elapsed();
-      last = evaluate(net, *val_ds, gt, cfg, dev);
+      last = evaluate(net, *val_ds, *gt, cfg, dev);
       std::printf("  eval @%lld on %lld images (%.0f s): bbox AP %.3f AP50 %.3f AP75 %.3f | segm AP %.3f AP50 %.3f AP75 %.3f\n",
                   (long long)(step + 1), (long long)val_ds->size(), elapsed() - te, last.bbox.ap(), last.bbox.ap50(),
                   last.bbox.ap75(), last.segm.ap(), last.segm.ap50(), last.segm.ap75());
@@ -295,10 +329,15 @@ int run(int argc, char** argv) {
       metrics.write(row);
       write_png((out / ("preview_" + std::to_string(step + 1) + ".png")).string(), last.preview);
     }
-    if ((step + 1) % args.integer("save-every") == 0 || final_step) {
+    if (((step + 1) % args.integer("save-every") == 0 || final_step) && world.main()) {
+      // The replicas are equal: rank 0's checkpoint resumes on any number of ranks.
       TrainingState st{step + 1, driver::maskrcnn_metadata(cfg)};
       save_checkpoint((out / "checkpoint.safetensors").string(), net, opt, st);
     }
+  }
+  if (!world.main()) {
+    dist::finalize();
+    return 0;
   }
   save_module(net, (out / "model.safetensors").string(), driver::maskrcnn_metadata(cfg));
   std::map<std::string, double> summary = {{"iters", double(iters)}, {"seconds", elapsed()}, {"parameters", double(net.num_parameters())}};
@@ -312,6 +351,7 @@ int run(int argc, char** argv) {
   std::printf("done in %s: bbox AP %.3f (AP50 %.3f), segm AP %.3f (AP50 %.3f) on %lld held-out images. Model: %s\n",
               cli::format_duration(elapsed()).c_str(), last.bbox.ap(), last.bbox.ap50(), last.segm.ap(), last.segm.ap50(),
               (long long)val_ds->size(), (out / "model.safetensors").string().c_str());
+  dist::finalize();
   return 0;
 }
 
@@ -320,8 +360,7 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const tessera::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+  } catch (const std::exception& e) {
+    return tessera::driver::fail(e.what());
   }
 }

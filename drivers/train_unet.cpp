@@ -12,6 +12,7 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "data/weight_map.h"
+#include "dist/ddp.h"
 #include "drivers/args.h"
 #include "drivers/common.h"
 #include "eval/segmentation.h"
@@ -120,6 +121,7 @@ int run(int argc, char** argv) {
       .option("width", "64", "channels of the first level (the paper: 64)")
       .option("depth", "4", "poolings (the paper: 4)")
       .flag("batch-norm", "batch normalisation after each 3x3 convolution")
+      .option("dropout", "0.5", "dropout probability at the end of the contracting path (the paper: 0.5)")
       .option("tile", "572", "input tile size (output = tile - 2 * margin; the paper: 572 -> 388)")
       .option("batch", "1", "tiles per step (the paper: 1 large tile)")
       .option("iters", "2000", "training steps")
@@ -147,8 +149,11 @@ int run(int argc, char** argv) {
       .option("resume", "", "a checkpoint to continue from");
   args.parse(argc, argv);
   if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
+  const driver::World world = driver::join_world();
   const Device dev(args.str("device"));
   TS_CHECK(!dev.is_cuda() || cuda::is_available(), "train_unet: --device ", dev, " but CUDA is unavailable: ", cuda::unavailable_reason());
+  TS_CHECK(!(dev.is_cuda() && world.size > 1), "train_unet: ", world.size, " ranks with --device cuda need the NCCL backend, "
+           "which is not built yet; run several ranks on the CPU, or one on the GPU");
   const uint64_t seed = static_cast<uint64_t>(args.integer("seed"));
   manual_seed(seed);
 
@@ -157,6 +162,7 @@ int run(int argc, char** argv) {
   o.width = args.integer("width");
   o.depth = args.integer("depth");
   o.batch_norm = args.has("batch-norm");
+  o.dropout = args.number("dropout");
   const bool synthetic = !args.has("data");
   std::shared_ptr<const Dataset> train_ds, val_ds;
   if (synthetic) {
@@ -183,6 +189,9 @@ int run(int argc, char** argv) {
   tile.out = net.output_size(tile.in);  // an Error with the nearest valid sizes for a bad --tile
   tile.margin = (tile.in - tile.out) / 2;
   net.to(dev);
+  // Under mpirun: rank 0's initial weights everywhere, gradients averaged across ranks in backward.
+  std::unique_ptr<dist::DistributedDataParallel> ddp;
+  if (world.distributed) ddp = std::make_unique<dist::DistributedDataParallel>(net);
   std::unique_ptr<Optimizer> opt_ptr;
   if (args.str("optimizer") == "sgd")
     opt_ptr = std::make_unique<SGD>(net.parameters(),
@@ -195,13 +204,15 @@ int run(int argc, char** argv) {
   const double clip = args.number("clip");
   const Schedule schedule = Schedule::warmup_linear(args.integer("warmup"), 0.01);
   const fs::path out = args.str("out");
-  fs::create_directories(out);
-  // The first validation image, so that `predict unet` has a picture to try.
-  write_png((out / "val_example.png").string(), val_ds->get(0).image);
+  if (world.main()) {
+    fs::create_directories(out);
+    // The first validation image, so that `predict unet` has a picture to try.
+    write_png((out / "val_example.png").string(), val_ds->get(0).image);
+  }
   int64_t start = 0;
   if (args.has("resume")) {
     start = load_checkpoint(args.str("resume"), net, opt).step;
-    std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(start));
+    if (world.main()) std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(start));
   }
   const int64_t iters = args.integer("iters"), num_classes = o.num_classes;
   const double w0 = args.number("w0"), sigma = args.number("sigma");
@@ -211,19 +222,27 @@ int run(int argc, char** argv) {
   lo.batch_size = args.integer("batch");
   lo.seed = seed;
   lo.workers = static_cast<int>(args.integer("workers"));
+  lo.replicas = world.size;  // each rank its own shard of every epoch
+  lo.rank = world.rank;
   DataLoader loader(train_ds, lo, [&](Sample s, DataRng& rng) {
     s.weight = unet_weight_map(s.mask, instances_of(s), num_classes, w0, sigma);
     return crop_tile(augment_unet(s, rng, aug), tile, rng);
   });
+  if (world.distributed && world.main())
+    std::printf("data parallel: %d ranks x batch %lld = global batch %lld, lr %g (not scaled with the batch)\n", world.size,
+                (long long)lo.batch_size, (long long)(lo.batch_size * world.size), args.number("lr"));
+  if (world.main())
   std::printf("U-Net: width %lld, depth %lld, %lld parameters, tile %lld -> %lld, %s, %lld CPU threads; %lld training / %lld "
               "validation images\n",
               (long long)o.width, (long long)o.depth, (long long)net.num_parameters(), (long long)tile.in, (long long)tile.out,
               dev.str().c_str(), (long long)num_threads(), (long long)train_ds->size(), (long long)val_ds->size());
-  driver::JsonLines metrics((out / "metrics.jsonl").string(), start > 0);
+  driver::JsonLines metrics(world.main() ? (out / "metrics.jsonl").string() : std::string(), start > 0);
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  int64_t epoch = start * lo.batch_size / std::max<int64_t>(1, train_ds->size()), images = 0;
-  loader.start_epoch(epoch);
+  // A resumed run continues the epoch where the checkpoint stopped (its step's batch).
+  const int64_t per_epoch = std::max<int64_t>(1, loader.batches_per_epoch());
+  int64_t epoch = start / per_epoch, images = 0;
+  loader.start_epoch(epoch, start % per_epoch);
   double loss_sum = 0;
   int64_t loss_n = 0;
   ValResult last_val;
@@ -244,6 +263,7 @@ int run(int argc, char** argv) {
     opt.zero_grad();
     Tensor loss = pixel_weighted_cross_entropy(net.forward(x), t, w);
     loss.backward();
+    if (ddp) ddp->finish();  // every rank now holds the gradient of the global batch
     if (clip > 0) clip_grad_norm(net.parameters(), clip);
     opt.step();
     const double l = loss.item<float>();
@@ -253,19 +273,26 @@ int run(int argc, char** argv) {
     images += static_cast<int64_t>(batch->size());
     const bool last = step + 1 == iters;
     if ((step + 1) % args.integer("log-every") == 0 || last) {
-      const double secs = elapsed(), rate = static_cast<double>(images) / std::max(secs, 1e-9);
+      if (world.distributed) {  // the loss over every rank's samples (every rank loads as many images)
+        Tensor totals = from_vector<double>({loss_sum, static_cast<double>(loss_n)});
+        dist::all_reduce(totals);
+        loss_sum = totals.to_vector<double>()[0];
+        loss_n = static_cast<int64_t>(totals.to_vector<double>()[1]);
+      }
+      const double secs = elapsed(), rate = static_cast<double>(images * world.size) / std::max(secs, 1e-9);
       const double eta = static_cast<double>(iters - step - 1) * secs / static_cast<double>(step + 1 - start);
+      if (world.main())
       std::printf("iter %6lld/%lld | loss %.4f | %.2f img/s | lr %.2e | elapsed %s | eta %s\n", (long long)(step + 1),
                   (long long)iters, loss_sum / static_cast<double>(loss_n), rate, opt.lr(), cli::format_duration(secs).c_str(),
                   cli::format_duration(eta).c_str());
-      if (args.has("verbose")) std::printf("  %s\n", driver::memory_line(dev).c_str());
+      if (args.has("verbose") && world.main()) std::printf("  %s\n", driver::memory_line(dev).c_str());
       std::fflush(stdout);
       metrics.write({{"iter", double(step + 1)}, {"loss", loss_sum / double(loss_n)}, {"images_per_s", rate}, {"lr", opt.lr()},
                      {"elapsed_s", secs}});
       loss_sum = 0;
       loss_n = 0;
     }
-    if ((step + 1) % args.integer("val-every") == 0 || last) {
+    if (((step + 1) % args.integer("val-every") == 0 || last) && world.main()) {  // rank 0 validates
       last_val = validate(net, *val_ds, tile.out, dev, num_classes);
       std::printf("  validation @%lld: IoU(cells) %.4f | Dice %.4f | pixel error %.4f | Rand error %.4f | cells %lld, "
                   "matched %lld, merged %lld, instance F1 %.3f\n",
@@ -278,11 +305,16 @@ int run(int argc, char** argv) {
                      {"val_matched", double(last_val.matched)}, {"val_merged", double(last_val.merged)}});
       write_png((out / ("preview_" + std::to_string(step + 1) + ".png")).string(), last_val.preview);
     }
-    if ((step + 1) % args.integer("save-every") == 0 || last) {
+    if (((step + 1) % args.integer("save-every") == 0 || last) && world.main()) {
+      // The replicas are equal: rank 0's checkpoint resumes on any number of ranks.
       TrainingState st{step + 1, driver::unet_metadata(o)};
       st.extra["unet.tile"] = std::to_string(tile.in);
       save_checkpoint((out / "checkpoint.safetensors").string(), net, opt, st);
     }
+  }
+  if (!world.main()) {
+    dist::finalize();
+    return 0;
   }
   auto meta = driver::unet_metadata(o);
   meta["unet.tile"] = std::to_string(tile.in);
@@ -294,6 +326,7 @@ int run(int argc, char** argv) {
   std::printf("done in %s: validation IoU(cells) %.4f, instance F1 %.3f (%lld of %lld cells matched, %lld merged). Model: %s\n",
               cli::format_duration(elapsed()).c_str(), last_val.iou_fg, last_val.f1, (long long)last_val.matched,
               (long long)last_val.cells, (long long)last_val.merged, (out / "model.safetensors").string().c_str());
+  dist::finalize();
   return 0;
 }
 
@@ -302,8 +335,7 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const tessera::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+  } catch (const std::exception& e) {
+    return tessera::driver::fail(e.what());
   }
 }

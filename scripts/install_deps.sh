@@ -6,7 +6,8 @@
 #            reference model at test time.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ libopenblas-openmp-dev libgtest-dev libbenchmark-dev libstb-dev nlohmann-json3-dev)
+packages=(cmake ninja-build g++ libopenblas-openmp-dev libgtest-dev libbenchmark-dev libstb-dev nlohmann-json3-dev
+          libopenmpi-dev openmpi-bin)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(python3-torchvision)
 fi

@@ -1,6 +1,7 @@
 // Synthetic datasets, the U-Net weight map, augmentation, detection transforms and the loader.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include "data/augment.h"
 #include "data/image.h"
 #include "data/loader.h"
+#include "data/sampler.h"
 #include "data/synthetic.h"
 #include "data/transforms.h"
 #include "data/weight_map.h"
@@ -305,6 +307,65 @@ TEST(DataLoader, SameBatchesWhateverTheWorkers) {
   EXPECT_EQ(runs[0].size(), 12u);
   EXPECT_EQ(runs[0], runs[1]);
   EXPECT_EQ(runs[0], runs[2]);
+}
+
+// torch.utils.data.DistributedSampler's semantics: one shared shuffle per epoch, padded from its
+// start to a multiple of the replicas, every replicas-th index from the rank.
+TEST(DistributedSampler, DisjointEqualShardsOfOneSharedShufflePerEpoch) {
+  for (int replicas : {1, 2, 3, 4})
+    for (int64_t epoch : {0, 1}) {
+      const std::vector<int64_t> whole = epoch_indices(10, true, 7, epoch);
+      std::vector<int> count(10, 0);
+      const int64_t per = (10 + replicas - 1) / replicas;
+      for (int r = 0; r < replicas; ++r) {
+        const std::vector<int64_t> shard = epoch_indices(10, true, 7, epoch, replicas, r);
+        ASSERT_EQ(static_cast<int64_t>(shard.size()), per) << replicas << " replicas, rank " << r;
+        for (size_t k = 0; k < shard.size(); ++k) {
+          // Position r + k * replicas of the padded permutation.
+          const int64_t pos = r + static_cast<int64_t>(k) * replicas;
+          EXPECT_EQ(shard[k], whole[static_cast<size_t>(pos % 10)]);
+          ++count[static_cast<size_t>(shard[k])];
+        }
+      }
+      // Every index once; the padding repeats the permutation's first (per * replicas - 10).
+      const int64_t padding = per * replicas - 10;
+      for (int64_t i = 0; i < 10; ++i) {
+        const bool padded = std::find(whole.begin(), whole.begin() + padding, i) != whole.begin() + padding;
+        EXPECT_EQ(count[static_cast<size_t>(i)], padded ? 2 : 1) << "index " << i;
+      }
+    }
+  EXPECT_NE(epoch_indices(10, true, 7, 0), epoch_indices(10, true, 7, 1));
+  EXPECT_EQ(epoch_indices(5, false, 7, 3, 2, 1), (std::vector<int64_t>{1, 3, 0}));
+  EXPECT_THROW(epoch_indices(5, false, 0, 0, 2, 2), Error);
+  // A loader that is rank 1 of 3 hands out exactly its shard.
+  LoaderOptions o;
+  o.batch_size = 3;
+  o.seed = 4;
+  o.workers = 1;
+  o.replicas = 3;
+  o.rank = 1;
+  o.shuffle = true;
+  struct Numbered : Dataset {
+    int64_t size() const override { return 10; }
+    Sample get(int64_t i) const override {
+      Sample smp;
+      smp.image = full({1, 1, 1}, static_cast<double>(i));
+      return smp;
+    }
+    std::string describe(int64_t i) const override { return "item " + std::to_string(i); }
+  };
+  auto ds = std::make_shared<Numbered>();
+  DataLoader loader(ds, o);
+  EXPECT_EQ(loader.batches_per_epoch(), 2);  // 4 samples
+  std::vector<double> got;
+  loader.start_epoch(2);
+  while (auto batch = loader.next())
+    for (const Sample& smp : *batch) got.push_back(smp.image.to_vector<float>()[0]);
+  const std::vector<int64_t> shard = epoch_indices(10, true, 4, 2, 3, 1);
+  ASSERT_EQ(got.size(), shard.size());
+  for (size_t k = 0; k < got.size(); ++k) EXPECT_EQ(got[k], static_cast<double>(shard[k]));
+  o.rank = 3;
+  EXPECT_THROW(DataLoader(ds, o), Error);
 }
 
 TEST(DataLoader, ShufflesPerEpochAndCoversEverySample) {

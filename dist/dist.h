@@ -1,0 +1,61 @@
+// tessera::dist — processes that train together: the world (rank, size, local rank) and the
+// collectives on tensors, on the engines people already run: MPI (Open MPI) for tensors in host
+// memory, within a machine and across machines. Built when MPI is found (-DTESSERA_MPI=AUTO|ON|OFF);
+// without it, the world is one process and every collective is the identity.
+//
+// A program started by mpirun calls init() once; every rank then calls the same collectives in the
+// same order, on tensors of the same shape and dtype (the MPI rule). A rank that raises calls
+// abort(), which ends every rank at once with its message instead of leaving them waiting.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace tessera::dist {
+
+bool built_with_mpi();
+// True when this process was started by an MPI launcher (mpirun / mpiexec / srun with PMI).
+bool launched_by_mpi();
+
+// Joins the world: MPI_Init_thread (MPI_THREAD_FUNNELED) unless MPI is initialised already; a
+// program not started by a launcher is a world of one. Idempotent. finalize() at exit.
+void init();
+void finalize();
+bool is_initialized();
+int rank();
+int world_size();
+int local_rank();  // rank among the processes of this machine: the GPU to use
+bool is_main();    // rank() == 0: the one that prints and writes files
+
+enum class ReduceOp { Sum, Avg, Max };
+
+// In place on every rank; `t` contiguous, on the CPU, float32/float64/int64/int32.
+void all_reduce(Tensor& t, ReduceOp op = ReduceOp::Sum);
+// Root's values to every rank, in place.
+void broadcast(Tensor& t, int root = 0);
+// Every rank's `t` (same shape) stacked along a new first dim: [world_size, ...t.shape].
+Tensor all_gather(const Tensor& t);
+void barrier();
+
+// A sum all-reduce in flight (MPI_Iallreduce): wait() completes it. Ranks must start them in the
+// same order.
+class Work {
+ public:
+  Work() = default;
+  explicit Work(std::shared_ptr<void> request) : request_(std::move(request)) {}
+  void wait();
+  // Lets MPI progress the transfer (MPI_Test); true once it is complete.
+  bool test();
+  bool pending() const { return request_ != nullptr; }
+
+ private:
+  std::shared_ptr<void> request_;
+};
+Work all_reduce_sum_async(Tensor& t);
+
+// Ends every rank now: prints "rank R: <why>" and calls MPI_Abort (exit code 1). Without MPI, exits.
+[[noreturn]] void abort(const std::string& why);
+
+}  // namespace tessera::dist

@@ -1,0 +1,214 @@
+// The MPI world and the collectives on host tensors (dist/dist.h).
+#include "dist/dist.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "autograd/ops.h"
+
+#if TESSERA_HAS_MPI
+#include <mpi.h>
+#endif
+
+namespace tessera::dist {
+
+namespace {
+
+struct World {
+  bool initialized = false, owns_mpi = false;
+  int rank = 0, size = 1, local_rank = 0;
+};
+World& world() {
+  static World w;
+  return w;
+}
+
+void check_tensor(const char* op, const Tensor& t) {
+  TS_CHECK(t.defined(), op, ": the tensor is undefined");
+  TS_CHECK(t.device().is_cpu(), op, ": tensors on ", t.device(),
+           " are not supported yet (MPI moves host memory; copy to the CPU first)");
+  TS_CHECK(t.is_contiguous(), op, ": the tensor must be contiguous");
+}
+
+#if TESSERA_HAS_MPI
+MPI_Datatype mpi_type(DType d, const char* op) {
+  switch (d) {
+    case DType::Float32: return MPI_FLOAT;
+    case DType::Float64: return MPI_DOUBLE;
+    case DType::Int64: return MPI_INT64_T;
+    case DType::Int32: return MPI_INT32_T;
+    case DType::UInt8: return MPI_UINT8_T;
+    default: break;
+  }
+  TS_ERROR(op, ": dtype ", dtype_name(d), " is not supported");
+}
+
+void check_mpi(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  TS_ERROR(what, " failed on rank ", world().rank, ": ", std::string(text, static_cast<size_t>(len)));
+}
+
+void require_init(const char* op) {
+  TS_CHECK(world().initialized, op, ": call tessera::dist::init() first");
+}
+#endif
+
+}  // namespace
+
+bool built_with_mpi() { return TESSERA_HAS_MPI != 0; }
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
+void init() {
+  World& w = world();
+  if (w.initialized) return;
+#if TESSERA_HAS_MPI
+  int already = 0;
+  MPI_Initialized(&already);
+  if (!already) {
+    int provided = 0;
+    check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    w.owns_mpi = true;
+  }
+  // Errors come back as codes (and become tessera::Error) instead of aborting inside MPI.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &local);
+  MPI_Comm_rank(local, &w.local_rank);
+  MPI_Comm_free(&local);
+#else
+  TS_CHECK(!launched_by_mpi(), "dist::init: this process was started by an MPI launcher, but tessera was built without "
+           "MPI (apt-get install libopenmpi-dev, then reconfigure with -DTESSERA_MPI=ON)");
+#endif
+  w.initialized = true;
+}
+
+void finalize() {
+  World& w = world();
+  if (!w.initialized) return;
+#if TESSERA_HAS_MPI
+  int done = 0;
+  MPI_Finalized(&done);
+  if (w.owns_mpi && !done) MPI_Finalize();
+#endif
+  w = World{};
+}
+
+bool is_initialized() { return world().initialized; }
+int rank() { return world().rank; }
+int world_size() { return world().size; }
+int local_rank() { return world().local_rank; }
+bool is_main() { return world().rank == 0; }
+
+void all_reduce(Tensor& t, ReduceOp op) {
+  check_tensor("all_reduce", t);
+#if TESSERA_HAS_MPI
+  require_init("all_reduce");
+  if (world().size > 1) {
+    const MPI_Op mop = op == ReduceOp::Max ? MPI_MAX : MPI_SUM;
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.dtype(), "all_reduce"),
+                            mop, MPI_COMM_WORLD),
+              "MPI_Allreduce");
+  }
+#endif
+  if (op == ReduceOp::Avg && world_size() > 1) {
+    TS_CHECK(is_floating(t.dtype()), "all_reduce: Avg needs a floating dtype, got ", dtype_name(t.dtype()));
+    t.copy_(tessera::div(t, static_cast<double>(world_size())));
+  }
+}
+
+void broadcast(Tensor& t, int root) {
+  check_tensor("broadcast", t);
+  TS_CHECK(root >= 0 && root < world_size(), "broadcast: root ", root, " is not a rank of a world of ", world_size());
+#if TESSERA_HAS_MPI
+  require_init("broadcast");
+  if (world().size > 1)
+    check_mpi(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.dtype(), "broadcast"), root, MPI_COMM_WORLD),
+              "MPI_Bcast");
+#endif
+}
+
+Tensor all_gather(const Tensor& t_in) {
+  TS_CHECK(t_in.defined(), "all_gather: the tensor is undefined");
+  Tensor t = t_in.contiguous();
+  check_tensor("all_gather", t);
+  Shape shape = t.shape();
+  shape.insert(shape.begin(), world_size());
+  Tensor out = empty(shape, options(t.dtype(), kCPU));
+#if TESSERA_HAS_MPI
+  require_init("all_gather");
+  if (world().size > 1) {
+    const MPI_Datatype type = mpi_type(t.dtype(), "all_gather");
+    check_mpi(MPI_Allgather(t.data_ptr(), static_cast<int>(t.numel()), type, out.data_ptr(), static_cast<int>(t.numel()),
+                            type, MPI_COMM_WORLD),
+              "MPI_Allgather");
+    return out;
+  }
+#endif
+  out.select(0, 0).copy_(t);
+  return out;
+}
+
+void barrier() {
+#if TESSERA_HAS_MPI
+  if (world().initialized && world().size > 1) check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+#endif
+}
+
+Work all_reduce_sum_async(Tensor& t) {
+  check_tensor("all_reduce_sum_async", t);
+#if TESSERA_HAS_MPI
+  require_init("all_reduce_sum_async");
+  if (world().size > 1) {
+    auto request = std::shared_ptr<MPI_Request>(new MPI_Request(MPI_REQUEST_NULL));
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()),
+                             mpi_type(t.dtype(), "all_reduce_sum_async"), MPI_SUM, MPI_COMM_WORLD, request.get()),
+              "MPI_Iallreduce");
+    return Work(std::static_pointer_cast<void>(request));
+  }
+#endif
+  return Work();
+}
+
+void Work::wait() {
+#if TESSERA_HAS_MPI
+  if (request_) {
+    check_mpi(MPI_Wait(static_cast<MPI_Request*>(request_.get()), MPI_STATUS_IGNORE), "MPI_Wait");
+  }
+#endif
+  request_.reset();
+}
+
+bool Work::test() {
+#if TESSERA_HAS_MPI
+  if (request_) {
+    int done = 0;
+    check_mpi(MPI_Test(static_cast<MPI_Request*>(request_.get()), &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (done) request_.reset();
+  }
+#endif
+  return request_ == nullptr;
+}
+
+void abort(const std::string& why) {
+  std::fprintf(stderr, "rank %d of %d: %s\n", rank(), world_size(), why.c_str());
+  std::fflush(stderr);
+#if TESSERA_HAS_MPI
+  int up = 0, down = 0;
+  MPI_Initialized(&up);
+  MPI_Finalized(&down);
+  if (up && !down) MPI_Abort(MPI_COMM_WORLD, 1);
+#endif
+  std::exit(1);
+}
+
+}  // namespace tessera::dist

@@ -1,0 +1,179 @@
+// tessera::dist under mpirun (ctest runs it with 1 and with 2 ranks): the collectives, and
+// DistributedDataParallel training that equals one process trained on the same global batch.
+// Every rank runs every test and every collective in the same order; checks are EXPECTs (never an
+// early return that would leave another rank waiting), and main() fails if any rank failed.
+#include <gtest/gtest.h>
+
+#include "data/synthetic.h"
+#include "data/weight_map.h"
+#include "dist/ddp.h"
+#include "dist/dist.h"
+#include "models/unet.h"
+#include "tessera.h"
+
+namespace tessera {
+namespace {
+
+using dist::rank;
+using dist::world_size;
+
+// Exactly the same values.
+bool same(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.to_vector<double>() == b.to_vector<double>();
+}
+
+TEST(Dist, CollectivesOnEveryDtype) {
+  const int r = rank(), w = world_size();
+  Tensor a = full({5}, static_cast<double>(r + 1), kFloat64);
+  dist::all_reduce(a);
+  EXPECT_EQ(a.to_vector<double>(), std::vector<double>(5, w * (w + 1) / 2.0));
+  Tensor b = full({3}, static_cast<double>(r + 1), kFloat32);
+  dist::all_reduce(b, dist::ReduceOp::Avg);
+  EXPECT_EQ(b.to_vector<float>(), std::vector<float>(3, static_cast<float>((w + 1) / 2.0)));
+  Tensor c = from_vector<int64_t>({r, -r});
+  dist::all_reduce(c, dist::ReduceOp::Max);
+  EXPECT_EQ(c.to_vector<int64_t>(), (std::vector<int64_t>{w - 1, 0}));
+  Tensor d = r == 0 ? arange(4, kInt32) : zeros({4}, kInt32);
+  dist::broadcast(d, 0);
+  EXPECT_EQ(d.to_vector<int32_t>(), (std::vector<int32_t>{0, 1, 2, 3}));
+  const Tensor g = dist::all_gather(full({2}, static_cast<double>(r), kFloat64));
+  EXPECT_EQ(g.shape(), (Shape{w, 2}));
+  for (int k = 0; k < w; ++k) EXPECT_EQ(g.select(0, k).to_vector<double>(), std::vector<double>(2, k));
+  Tensor e = full({1000}, 1.0, kFloat32);
+  dist::Work work = dist::all_reduce_sum_async(e);
+  work.wait();
+  EXPECT_EQ(e.to_vector<float>()[999], static_cast<float>(w));
+  dist::barrier();
+  EXPECT_THROW(dist::broadcast(d, w), Error);  // no such root (checked before any communication)
+}
+
+// K steps of U-Net training with SGD: every rank trains on its share of each global batch under
+// DistributedDataParallel; one process trains on the whole batch. In float64 the parameters agree
+// to rounding (1e-10), for any world size and bucket size.
+TEST(DistDDP, UNetStepsEqualOneProcessOnTheGlobalBatch) {
+  UNetOptions o;
+  o.width = 4;
+  o.depth = 2;
+  o.dropout = 0.0;
+  manual_seed(7);
+  UNet reference(o);
+  reference.to(kFloat64);
+  manual_seed(7 + static_cast<uint64_t>(rank()));  // other ranks start elsewhere: DDP broadcasts rank 0's
+  UNet net(o);
+  net.to(kFloat64);
+  dist::DDPOptions ddp_options;
+  ddp_options.bucket_bytes = 4096;  // several buckets, started while backward runs
+  dist::DistributedDataParallel ddp(net, ddp_options);
+  EXPECT_GT(ddp.num_buckets(), 2u);
+
+  SyntheticCells cells(6, 5, 64, 64);
+  const int64_t in = 92, out = net.output_size(in), m = (in - out) / 2;
+  auto sample = [&](int64_t i) {
+    Sample s = cells.get(i);
+    s.weight = unet_weight_map(s.mask, s.instances);
+    Tensor x = mirror_pad(s.image, m, m, m, m).narrow(1, 0, in).narrow(2, 0, in).unsqueeze(0).to(kFloat64).contiguous();
+    Tensor t = s.mask.narrow(0, 0, out).narrow(1, 0, out).unsqueeze(0).contiguous();
+    Tensor wt = s.weight.narrow(0, 0, out).narrow(1, 0, out).unsqueeze(0).to(kFloat64).contiguous();
+    return std::tuple{x, t, wt};
+  };
+  SGD ref_opt(reference.parameters(), SGDOptions{0.05, 0.9});
+  SGD opt(net.parameters(), SGDOptions{0.05, 0.9});
+  const int64_t global_batch = 2;
+  ASSERT_EQ(global_batch % world_size(), 0);
+  for (int64_t step = 0; step < 3; ++step) {
+    // The reference: the whole global batch in one forward.
+    std::vector<Tensor> xs, ts, ws;
+    for (int64_t k = 0; k < global_batch; ++k) {
+      auto [x, t, wt] = sample(step * global_batch + k);
+      xs.push_back(x);
+      ts.push_back(t);
+      ws.push_back(wt);
+    }
+    ref_opt.zero_grad();
+    pixel_weighted_cross_entropy(reference.forward(cat(xs, 0)), cat(ts, 0), cat(ws, 0)).backward();
+    ref_opt.step();
+    // This rank's share.
+    std::vector<Tensor> mx, mt, mw;
+    for (int64_t k = rank(); k < global_batch; k += world_size()) {
+      mx.push_back(xs[static_cast<size_t>(k)]);
+      mt.push_back(ts[static_cast<size_t>(k)]);
+      mw.push_back(ws[static_cast<size_t>(k)]);
+    }
+    opt.zero_grad();
+    pixel_weighted_cross_entropy(net.forward(cat(mx, 0)), cat(mt, 0), cat(mw, 0)).backward();
+    ddp.finish();
+    opt.step();
+  }
+  const auto a = net.named_parameters(), b = reference.named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t k = 0; k < a.size(); ++k) worst = std::max(worst, amax(abs(sub(a[k].second, b[k].second))).item<double>());
+  EXPECT_LE(worst, 1e-10) << "rank " << rank() << " of " << world_size();
+  // And every rank holds the same parameters.
+  const Tensor mine = net.named_parameters().back().second.detach().contiguous();
+  const Tensor all = dist::all_gather(mine);
+  for (int k = 0; k < world_size(); ++k) EXPECT_TRUE(same(all.select(0, k), mine)) << "rank " << k;
+}
+
+// A branch that only rank 0 uses (as Mask R-CNN's mask head on images without masks): no rank
+// waits for the others, and every rank ends with the same, averaged gradient for it.
+struct TwoHeads : Module {
+  std::shared_ptr<Linear> trunk = register_module("trunk", std::make_shared<Linear>(4, 3));
+  std::shared_ptr<Linear> head_a = register_module("head_a", std::make_shared<Linear>(3, 2));
+  std::shared_ptr<Linear> head_b = register_module("head_b", std::make_shared<Linear>(3, 2));
+};
+
+TEST(DistDDP, ParametersUnusedOnSomeRanksAreAveragedWithoutDeadlock) {
+  manual_seed(3);
+  TwoHeads net;
+  net.to(kFloat64);
+  dist::DistributedDataParallel ddp(net);
+  Generator g(11 + static_cast<uint64_t>(rank()));
+  const Tensor x = randn({5, 4}, kFloat64, &g);
+  Tensor h = relu(net.trunk->forward(x));
+  Tensor loss = sum(net.head_a->forward(h));
+  if (rank() == 0) loss = add(loss, sum(net.head_b->forward(h)));
+  loss.backward();
+  ddp.finish();
+  for (const auto& [name, p] : net.named_parameters()) {
+    ASSERT_TRUE(p.grad().defined()) << name << " on rank " << rank();
+    const Tensor all = dist::all_gather(p.grad().contiguous());
+    for (int k = 1; k < world_size(); ++k) EXPECT_TRUE(same(all.select(0, k), all.select(0, 0))) << name;
+  }
+  EXPECT_GT(sum(abs(net.head_b->weight.grad())).item<double>(), 0.0) << "rank 0's gradient, averaged";
+  // A second step where no rank reaches head_b and rank 1 reaches nothing at all (finish() keeps
+  // the ranks in step).
+  net.zero_grad();
+  if (rank() == 0) sum(net.head_a->forward(relu(net.trunk->forward(x)))).backward();
+  ddp.finish();
+  EXPECT_TRUE(net.trunk->weight.grad().defined());
+}
+
+TEST(DistDDP, ModelsThatDifferAcrossRanksAreRejectedAtStart) {
+  // Rank 1 builds a wider layer: every rank gets the error (it names the rank), none hangs.
+  Linear layer(4, world_size() > 1 && rank() == 1 ? 5 : 3);
+  if (world_size() == 1) {
+    EXPECT_NO_THROW(dist::DistributedDataParallel{layer});
+    return;
+  }
+  try {
+    dist::DistributedDataParallel ddp(layer);
+    ADD_FAILURE() << "expected the configuration check to fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1's model differs from rank 0's"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tessera
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  tessera::dist::init();
+  const int rc = RUN_ALL_TESTS();
+  // The run fails if any rank failed.
+  tessera::Tensor worst = tessera::from_vector<int64_t>({rc});
+  tessera::dist::all_reduce(worst, tessera::dist::ReduceOp::Max);
+  tessera::dist::finalize();
+  return worst.item<int64_t>() == 0 ? 0 : 1;
+}
