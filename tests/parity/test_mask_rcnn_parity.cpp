@@ -59,8 +59,8 @@ double worst(const Tensor& a, const Tensor& b, double atol, double rtol) {
 
 // The torchvision weights in a tessera model on `dev`, in evaluation mode (one per device).
 MaskRCNN& model(const Device& dev) {
-  static std::map<std::string, MaskRCNN*> nets;
-  MaskRCNN*& m = nets[dev.str()];
+  static auto* nets = new std::map<std::string, MaskRCNN*>;  // never destroyed, as the fixture
+  MaskRCNN*& m = (*nets)[dev.str()];
   if (m == nullptr) {
     MaskRCNNOptions o;
     o.min_size = 160;  // the export's --min-size / --max-size
@@ -80,8 +80,8 @@ struct Detected {
 
 // Detections (and the trace of every stage) of the two fixture images, moved back to the CPU.
 const Detected& detected(const Device& dev) {
-  static std::map<std::string, Detected*> runs;
-  Detected*& r = runs[dev.str()];
+  static auto* runs = new std::map<std::string, Detected*>;
+  Detected*& r = (*runs)[dev.str()];
   if (r == nullptr) {
     r = new Detected;
     r->dets = model(dev).detect({out("image.0"), out("image.1")}, &r->trace);
