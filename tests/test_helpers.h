@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -62,6 +63,31 @@ inline ::testing::AssertionResult close(const Tensor& actual, const Host& expect
 inline ::testing::AssertionResult close(const Tensor& actual, const Tensor& expected, double atol, double rtol,
                                         bool nan_equal = false) {
   return close(actual, host(expected), atol, rtol, nan_equal);
+}
+
+// max over elements of |a - b| / (atol + rtol |b|), both moved to the CPU in float64: <= 1 passes;
+// a shape mismatch or a NaN gives infinity.
+inline double worst_ratio(const Tensor& a, const Tensor& b, double atol, double rtol) {
+  if (a.shape() != b.shape()) return INFINITY;
+  const std::vector<double> x = a.cpu().to_vector<double>(), y = b.cpu().to_vector<double>();
+  double w = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double r = std::abs(x[i] - y[i]) / (atol + rtol * std::abs(y[i]));
+    if (!(r == r)) return INFINITY;
+    w = std::max(w, r);
+  }
+  return w;
+}
+
+// Relative L2 error ||a - b|| / ||b|| (infinite when b is zero and a is not).
+inline double rel_l2(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.cpu().to_vector<double>(), y = b.cpu().to_vector<double>();
+  double d = 0, n = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    d += (x[i] - y[i]) * (x[i] - y[i]);
+    n += y[i] * y[i];
+  }
+  return n > 0 ? std::sqrt(d / n) : (d > 0 ? INFINITY : 0.0);
 }
 
 // Exactly equal values (and shape).

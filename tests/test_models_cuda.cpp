@@ -11,29 +11,8 @@
 namespace tessera {
 namespace {
 
-// max over elements of |a - b| / (atol + rtol |b|), both moved to the CPU: <= 1 passes.
-double worst_ratio(const Tensor& a, const Tensor& b, double atol, double rtol) {
-  if (a.shape() != b.shape()) return INFINITY;
-  const auto x = a.cpu().to(kFloat64).to_vector<double>(), y = b.cpu().to(kFloat64).to_vector<double>();
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double r = std::abs(x[i] - y[i]) / (atol + rtol * std::abs(y[i]));
-    if (!(r == r)) return INFINITY;
-    w = std::max(w, r);
-  }
-  return w;
-}
-
-// Relative L2 error ||a - b|| / ||b||.
-double rel_l2(const Tensor& a, const Tensor& b) {
-  const auto x = a.cpu().to(kFloat64).to_vector<double>(), y = b.cpu().to(kFloat64).to_vector<double>();
-  double d = 0, n = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    d += (x[i] - y[i]) * (x[i] - y[i]);
-    n += y[i] * y[i];
-  }
-  return n > 0 ? std::sqrt(d / n) : (d > 0 ? INFINITY : 0.0);
-}
+using test::rel_l2;
+using test::worst_ratio;
 
 // A second copy of `net`'s parameters and buffers, on `dev`.
 template <class Net, class Options>
