@@ -5,14 +5,12 @@ namespace tessera {
 
 static std::string with_location(const char* file, int line, const std::string& message) {
   std::string f = file;
-  // Keep the path from the repository's top folders on, not the build machine's absolute path.
-  for (const char* top : {"/core/", "/kernels/", "/autograd/", "/layers/", "/tests/", "/bench/"}) {
-    auto pos = f.rfind(top);
-    if (pos != std::string::npos) {
-      f = f.substr(pos + 1);
-      break;
-    }
-  }
+  // The path from the repository's root, not the build machine's: __FILE__ is the absolute path
+  // the build system passed to the compiler (nvcc included).
+#ifdef TESSERA_SOURCE_DIR
+  const std::string root = TESSERA_SOURCE_DIR;
+  if (f.rfind(root, 0) == 0) f = f.substr(root.size());
+#endif
   return message + " (at " + f + ":" + std::to_string(line) + ")";
 }
 

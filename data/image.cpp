@@ -47,37 +47,71 @@ struct StbFree {
 
 }  // namespace
 
+namespace {
+
+// What every decode checks before stb touches the pixels: a non-empty file of a known format that
+// is not cut short, a readable header, and a plausible size (an image's size sets the allocation).
+struct Header {
+  Format format;
+  int bytes, w = 0, h = 0, c = 0;
+  bool sixteen = false;
+};
+
+Header read_header(const unsigned char* p, size_t size, const std::string& name) {
+  TS_CHECK(size > 0, name, ": empty file");
+  TS_CHECK(size < (size_t{1} << 31), name, ": file too large for the image decoder");
+  Header hd{sniff(p, size, name), static_cast<int>(size)};
+  check_complete(hd.format, p, size, name);
+  TS_CHECK(stbi_info_from_memory(p, hd.bytes, &hd.w, &hd.h, &hd.c), name, ": corrupt image header (",
+           stbi_failure_reason(), ")");
+  TS_CHECK(hd.w > 0 && hd.h > 0 && static_cast<int64_t>(hd.w) * hd.h <= (int64_t{1} << 28), name,
+           ": implausible image size ", hd.w, " x ", hd.h);
+  hd.sixteen = stbi_is_16_bit_from_memory(p, hd.bytes);
+  return hd;
+}
+
+// Why stb gave no pixels: its own reason, or (its reasons are empty in some builds) what it means.
+std::string why_not_decoded(const Header& hd) {
+  const char* reason = stbi_failure_reason();
+  if (reason != nullptr && *reason != '\0') return reason;
+  return "the pixel data ends early or is corrupt: " + std::to_string(hd.bytes) + " bytes for a " + std::to_string(hd.w) +
+         " x " + std::to_string(hd.h) + " image";
+}
+
+// Decodes into `out(i, k, value)` for pixel i and channel k of `channels` (0: the file's own), the
+// value scaled to [0, 1] (scale true) or as stored.
+template <class Out>
+void decode_pixels(const unsigned char* p, const Header& hd, const std::string& name, int channels, bool scale, Out&& out) {
+  const int out_c = channels == 0 ? hd.c : channels;
+  const int64_t plane = static_cast<int64_t>(hd.w) * hd.h;
+  int got_w = 0, got_h = 0, stored = 0;
+  if (hd.sixteen) {
+    std::unique_ptr<stbi_us, StbFree> pix(stbi_load_16_from_memory(p, hd.bytes, &got_w, &got_h, &stored, channels));
+    TS_CHECK(pix != nullptr, name, ": cannot decode (", why_not_decoded(hd), ")");
+    TS_CHECK(got_w == hd.w && got_h == hd.h, name, ": decoded size differs from the header");
+    for (int64_t i = 0; i < plane; ++i)
+      for (int k = 0; k < out_c; ++k) out(i, k, static_cast<float>(pix.get()[i * out_c + k]) / (scale ? 65535.0f : 1.0f));
+  } else {
+    std::unique_ptr<stbi_uc, StbFree> pix(stbi_load_from_memory(p, hd.bytes, &got_w, &got_h, &stored, channels));
+    TS_CHECK(pix != nullptr, name, ": cannot decode (", why_not_decoded(hd), ")");
+    TS_CHECK(got_w == hd.w && got_h == hd.h, name, ": decoded size differs from the header");
+    for (int64_t i = 0; i < plane; ++i)
+      for (int k = 0; k < out_c; ++k) out(i, k, static_cast<float>(pix.get()[i * out_c + k]) / (scale ? 255.0f : 1.0f));
+  }
+}
+
+}  // namespace
+
 Tensor decode_image(const void* data, size_t size, const std::string& name, int channels) {
   TS_CHECK(channels == 0 || channels == 1 || channels == 3 || channels == 4, name, ": channels must be 0, 1, 3 or 4, got ",
            channels);
   const auto* p = static_cast<const unsigned char*>(data);
-  TS_CHECK(size > 0, name, ": empty file");
-  TS_CHECK(size < (size_t{1} << 31), name, ": file too large for the image decoder");
-  const Format f = sniff(p, size, name);
-  check_complete(f, p, size, name);
-  const int n = static_cast<int>(size);
-  int w = 0, h = 0, c = 0;
-  TS_CHECK(stbi_info_from_memory(p, n, &w, &h, &c), name, ": corrupt image header (", stbi_failure_reason(), ")");
-  TS_CHECK(w > 0 && h > 0 && static_cast<int64_t>(w) * h <= (int64_t{1} << 28), name, ": implausible image size ", w,
-           " x ", h);
-  const bool sixteen = stbi_is_16_bit_from_memory(p, n);
-  int got_w = 0, got_h = 0, stored = 0;
-  const int out_c = channels == 0 ? c : channels;
-  Tensor img = raw::empty({out_c, h, w}, DType::Float32, kCPU);
+  const Header hd = read_header(p, size, name);
+  const int out_c = channels == 0 ? hd.c : channels;
+  Tensor img = raw::empty({out_c, hd.h, hd.w}, DType::Float32, kCPU);
   float* o = img.data<float>();
-  const int64_t plane = static_cast<int64_t>(w) * h;
-  if (sixteen) {
-    std::unique_ptr<stbi_us, StbFree> pix(stbi_load_16_from_memory(p, n, &got_w, &got_h, &stored, channels));
-    TS_CHECK(pix != nullptr, name, ": cannot decode (", stbi_failure_reason(), ")");
-    for (int64_t i = 0; i < plane; ++i)
-      for (int k = 0; k < out_c; ++k) o[k * plane + i] = static_cast<float>(pix.get()[i * out_c + k]) / 65535.0f;
-  } else {
-    std::unique_ptr<stbi_uc, StbFree> pix(stbi_load_from_memory(p, n, &got_w, &got_h, &stored, channels));
-    TS_CHECK(pix != nullptr, name, ": cannot decode (", stbi_failure_reason(), ")");
-    for (int64_t i = 0; i < plane; ++i)
-      for (int k = 0; k < out_c; ++k) o[k * plane + i] = static_cast<float>(pix.get()[i * out_c + k]) / 255.0f;
-  }
-  TS_CHECK(got_w == w && got_h == h, name, ": decoded size differs from the header");
+  const int64_t plane = static_cast<int64_t>(hd.w) * hd.h;
+  decode_pixels(p, hd, name, channels, true, [&](int64_t i, int k, float v) { o[k * plane + i] = v; });
   return img;
 }
 
@@ -89,26 +123,12 @@ Tensor read_image(const std::string& path, int channels) {
 Tensor read_label_image(const std::string& path) {
   std::vector<char> bytes = read_file(path);
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  TS_CHECK(!bytes.empty(), path, ": empty file");
-  const Format f = sniff(p, bytes.size(), path);
-  check_complete(f, p, bytes.size(), path);
-  const int n = static_cast<int>(bytes.size());
-  int w = 0, h = 0, c = 0;
-  TS_CHECK(stbi_info_from_memory(p, n, &w, &h, &c), path, ": corrupt image header (", stbi_failure_reason(), ")");
-  TS_CHECK(c == 1, path, ": a label image must have one channel, this one has ", c);
-  TS_CHECK(f != Format::Jpeg, path, ": label images must be lossless (PNG or BMP), not JPEG");
-  Tensor labels = raw::empty({h, w}, DType::Int64, kCPU);
+  const Header hd = read_header(p, bytes.size(), path);  // the same checks as any image
+  TS_CHECK(hd.c == 1, path, ": a label image must have one channel, this one has ", hd.c);
+  TS_CHECK(hd.format != Format::Jpeg, path, ": label images must be lossless (PNG or BMP), not JPEG");
+  Tensor labels = raw::empty({hd.h, hd.w}, DType::Int64, kCPU);
   int64_t* o = labels.data<int64_t>();
-  int got_w = 0, got_h = 0, stored = 0;
-  if (stbi_is_16_bit_from_memory(p, n)) {
-    std::unique_ptr<stbi_us, StbFree> pix(stbi_load_16_from_memory(p, n, &got_w, &got_h, &stored, 1));
-    TS_CHECK(pix != nullptr, path, ": cannot decode (", stbi_failure_reason(), ")");
-    for (int64_t i = 0; i < static_cast<int64_t>(w) * h; ++i) o[i] = pix.get()[i];
-  } else {
-    std::unique_ptr<stbi_uc, StbFree> pix(stbi_load_from_memory(p, n, &got_w, &got_h, &stored, 1));
-    TS_CHECK(pix != nullptr, path, ": cannot decode (", stbi_failure_reason(), ")");
-    for (int64_t i = 0; i < static_cast<int64_t>(w) * h; ++i) o[i] = pix.get()[i];
-  }
+  decode_pixels(p, hd, path, 1, false, [&](int64_t i, int, float v) { o[i] = static_cast<int64_t>(v); });
   return labels;
 }
 

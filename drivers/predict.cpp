@@ -123,8 +123,9 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const tessera::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+  } catch (const std::exception& e) {  // tessera::Error, and std::bad_alloc, filesystem errors, ...
+    return tessera::driver::fail(e.what());
+  } catch (...) {
+    return tessera::driver::fail("an unexpected exception");
   }
 }

@@ -373,6 +373,12 @@ TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("92"), std::string::npos) << r.output;
+  // An output folder inside a file: a std::filesystem error, not a tessera::Error; still one line
+  // and exit code 1 (it used to abort).
+  std::ofstream(dir / "a_file") << "x";
+  r = run(kTrain + kSmallRun + " --out " + quoted(dir / "a_file" / "run"), dir);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
   // An unknown option.
   r = run(kTrain + " --bogus 1", dir);
   EXPECT_EQ(r.code, 1);

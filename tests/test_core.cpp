@@ -1,5 +1,7 @@
 // core/: dtypes, devices, views, layout/dtype conversion, factories, errors.
+#include "data/sampler.h"
 #include "kernels/math.h"
+#include "models/unet.h"
 #include "test_helpers.h"
 
 namespace tessera {
@@ -63,6 +65,25 @@ TEST(Tensor, FactoriesHoldTheirValues) {
   EXPECT_EQ(v.dtype(), kInt32);
   EXPECT_EQ(scalar_tensor(7.0).item<float>(), 7.f);
   EXPECT_EQ(scalar_tensor(7.0).dim(), 0);
+}
+
+// Errors name where they were raised relative to the repository, on every floor (not the build
+// machine's absolute path).
+TEST(Errors, LocationsAreRelativeToTheSourceRoot) {
+  auto where = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string models = where([] { UNet(UNetOptions{}).output_size(571); });
+  EXPECT_NE(models.find("(at models/unet.cpp:"), std::string::npos) << models;
+  const std::string data = where([] { epoch_indices(-1, false, 0, 0); });
+  EXPECT_NE(data.find("(at data/sampler.cpp:"), std::string::npos) << data;
+  const std::string core = where([] { zeros({2, -1}); });
+  EXPECT_NE(core.find("(at core/"), std::string::npos) << core;
 }
 
 TEST(Tensor, FactoriesRejectBadArguments) {

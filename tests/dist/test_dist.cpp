@@ -8,6 +8,7 @@
 #include "data/weight_map.h"
 #include "dist/ddp.h"
 #include "dist/dist.h"
+#include "models/mask_rcnn.h"
 #include "models/unet.h"
 #include "tessera.h"
 
@@ -16,6 +17,11 @@ namespace {
 
 using dist::rank;
 using dist::world_size;
+
+// max |a - b| / max |b|.
+double test_worst(const Tensor& a, const Tensor& b) {
+  return amax(abs(sub(a, b))).item<double>() / std::max(1e-30, amax(abs(b)).item<double>());
+}
 
 // Exactly the same values.
 bool same(const Tensor& a, const Tensor& b) {
@@ -113,6 +119,60 @@ TEST(DistDDP, UNetStepsEqualOneProcessOnTheGlobalBatch) {
   const Tensor mine = net.named_parameters().back().second.detach().contiguous();
   const Tensor all = dist::all_gather(mine);
   for (int k = 0; k < world_size(); ++k) EXPECT_TRUE(same(all.select(0, k), mine)) << "rank " << k;
+}
+
+// A Mask R-CNN step: each rank's gradient on its image, averaged by DDP, equals one process's
+// average of the per-image gradients (what data parallelism computes; a batch of two in one forward
+// normalises its losses over both images' anchors and RoIs together instead). Every anchor and
+// proposal is sampled, and each image gets the same generator, so nothing random differs.
+TEST(DistDDP, MaskRCNNStepEqualsOneProcessAveragingPerImageGradients) {
+  MaskRCNNOptions o;
+  o.backbone.depth = 18;
+  o.min_size = 64;
+  o.max_size = 80;
+  o.anchor_sizes = {8, 16, 32, 64, 128};
+  o.rpn.pre_nms_top_n_train = 100000;
+  o.rpn.post_nms_top_n_train = 100;
+  o.rpn.batch_size_per_image = 10000000;
+  o.roi_heads.batch_size_per_image = 10000000;
+  o.roi_heads.representation_size = 32;
+  manual_seed(9);
+  MaskRCNN reference(o);
+  reference.train();
+  manual_seed(9 + static_cast<uint64_t>(rank()));
+  MaskRCNN net(o);
+  net.train();
+  dist::DistributedDataParallel ddp(net);
+  SyntheticShapes shapes(2, 4, 64, 80);
+  const std::vector<Sample> images = {shapes.get(0), shapes.get(1)};
+  // One process: the per-image gradients, averaged.
+  for (const Sample& s : images) {
+    Generator g(5);
+    reference.losses({s}, &g).total().backward();
+  }
+  for (Tensor& p : reference.parameters())
+    if (p.grad().defined()) p.grad().copy_(mul(p.grad(), 0.5));
+  // Data parallel: this rank's images (one each with two ranks; both, one backward each, alone).
+  std::vector<Sample> mine;
+  for (size_t k = static_cast<size_t>(rank()); k < images.size(); k += static_cast<size_t>(world_size())) mine.push_back(images[k]);
+  for (const Sample& s : mine) {
+    Generator g(5);
+    net.losses({s}, &g).total().backward();
+    ddp.finish();
+  }
+  for (Tensor& p : net.parameters())
+    if (p.grad().defined()) p.grad().copy_(mul(p.grad(), 1.0 / static_cast<double>(mine.size())));
+  const auto a = net.named_parameters(), b = reference.named_parameters();
+  int compared = 0;
+  double worst = 0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (!b[k].second.grad().defined()) continue;
+    ASSERT_TRUE(a[k].second.grad().defined()) << a[k].first;
+    worst = std::max(worst, test_worst(a[k].second.grad(), b[k].second.grad()));
+    ++compared;
+  }
+  EXPECT_GT(compared, 20);
+  EXPECT_LE(worst, 1e-5) << "largest gradient difference relative to the gradient's size, rank " << rank();
 }
 
 // A branch that only rank 0 uses (as Mask R-CNN's mask head on images without masks): no rank
