@@ -11,7 +11,7 @@ namespace {
 void raise_if_flagged(int flag) {
   TS_CHECK(flag == 0, cuda::device_error_op(static_cast<cuda::DeviceError>(flag)), ": index out of range");
 }
-int* error_word(const Tensor& t) { return cuda::device_error_word(t.device().index); }
+[[maybe_unused]] int* error_word(const Tensor& t) { return cuda::device_error_word(t.device().index); }  // CUDA builds
 }  // namespace
 
 void index_select_kernel(const Tensor& out, const Tensor& x, const Tensor& index, int64_t outer, int64_t D, int64_t inner) {
