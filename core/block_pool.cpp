@@ -81,28 +81,27 @@ bool BlockPool::deallocate(void* ptr) {
   live_.erase(it);
   stats_.allocated -= b->size;
   FreeSet& set = pool(b->small);
-  if (b->prev && b->prev->free) {  // absorb into the free block before
+  if (b->prev && b->prev->free) {  // into the free block before
     Block* p = b->prev;
     set.erase(p);
-    p->size += b->size;
-    p->next = b->next;
-    if (b->next) b->next->prev = p;
-    delete b;
+    absorb(p, b);
     b = p;
-    stats_.merges += 1;
   }
-  if (b->next && b->next->free) {  // absorb the free block after
-    Block* n = b->next;
-    set.erase(n);
-    b->size += n->size;
-    b->next = n->next;
-    if (n->next) n->next->prev = b;
-    delete n;
-    stats_.merges += 1;
+  if (b->next && b->next->free) {  // the free block after, into this one
+    set.erase(b->next);
+    absorb(b, b->next);
   }
   b->free = true;
   set.insert(b);
   return true;
+}
+
+void BlockPool::absorb(Block* a, Block* b) {
+  a->size += b->size;
+  a->next = b->next;
+  if (b->next) b->next->prev = a;
+  delete b;
+  stats_.merges += 1;
 }
 
 void BlockPool::release_free_segments() {

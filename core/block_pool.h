@@ -81,6 +81,8 @@ class BlockPool {
 
   FreeSet& pool(bool small) { return small ? small_free_ : large_free_; }
   Block* take_cached(size_t size, bool small);
+  // Absorbs free block `b` (the one right after `a` in their segment) into `a`.
+  void absorb(Block* a, Block* b);
   Block* new_segment(size_t size, bool small);
   void release_free_segments();
 

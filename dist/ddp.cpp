@@ -112,7 +112,6 @@ void DistributedDataParallel::start(Bucket& b) {
     off += param.numel();
   }
   b.work = all_reduce_sum_async(b.flat);
-  b.started = true;
 }
 
 void DistributedDataParallel::finish() {
@@ -128,16 +127,16 @@ void DistributedDataParallel::finish() {
   last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double scale = 1.0 / static_cast<double>(world_size());
   for (Bucket& b : buckets_) {
+    const Tensor avg = mul(b.flat, scale);  // the sums become averages once per bucket
     int64_t off = 0;
     for (size_t p : b.params) {
       Tensor& param = params_[p];
-      Tensor avg = mul(b.flat.narrow(0, off, param.numel()), scale).reshape(param.shape());
-      if (param.grad().defined()) param.grad().copy_(avg);
-      else param.set_grad(avg.contiguous());
+      const Tensor slice = avg.narrow(0, off, param.numel()).reshape(param.shape());
+      if (param.grad().defined()) param.grad().copy_(slice);
+      else param.set_grad(slice.contiguous());
       off += param.numel();
     }
     b.ready = 0;
-    b.started = false;
   }
   std::fill(got_gradient_.begin(), got_gradient_.end(), false);
   next_bucket_ = 0;

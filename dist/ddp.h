@@ -50,7 +50,6 @@ class DistributedDataParallel {
     std::vector<size_t> params;  // indices into params_
     Tensor flat;                 // the bucket's gradients, one contiguous buffer
     size_t ready = 0;
-    bool started = false;
     Work work;
   };
   void on_gradient(size_t param);

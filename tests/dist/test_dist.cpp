@@ -11,22 +11,13 @@
 #include "models/mask_rcnn.h"
 #include "models/unet.h"
 #include "tessera.h"
+#include "test_helpers.h"
 
 namespace tessera {
 namespace {
 
 using dist::rank;
 using dist::world_size;
-
-// max |a - b| / max |b|.
-double test_worst(const Tensor& a, const Tensor& b) {
-  return amax(abs(sub(a, b))).item<double>() / std::max(1e-30, amax(abs(b)).item<double>());
-}
-
-// Exactly the same values.
-bool same(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.to_vector<double>() == b.to_vector<double>();
-}
 
 TEST(Dist, CollectivesOnEveryDtype) {
   const int r = rank(), w = world_size();
@@ -118,7 +109,7 @@ TEST(DistDDP, UNetStepsEqualOneProcessOnTheGlobalBatch) {
   // And every rank holds the same parameters.
   const Tensor mine = net.named_parameters().back().second.detach().contiguous();
   const Tensor all = dist::all_gather(mine);
-  for (int k = 0; k < world_size(); ++k) EXPECT_TRUE(same(all.select(0, k), mine)) << "rank " << k;
+  for (int k = 0; k < world_size(); ++k) EXPECT_TRUE(test::equal(all.select(0, k), mine)) << "rank " << k;
 }
 
 // A Mask R-CNN step: each rank's gradient on its image, averaged by DDP, equals one process's
@@ -168,7 +159,8 @@ TEST(DistDDP, MaskRCNNStepEqualsOneProcessAveragingPerImageGradients) {
   for (size_t k = 0; k < a.size(); ++k) {
     if (!b[k].second.grad().defined()) continue;
     ASSERT_TRUE(a[k].second.grad().defined()) << a[k].first;
-    worst = std::max(worst, test_worst(a[k].second.grad(), b[k].second.grad()));
+    const Tensor& want = b[k].second.grad();  // relative to the gradient's largest element
+    worst = std::max(worst, test::worst_ratio(a[k].second.grad(), want, amax(abs(want)).item<double>(), 0.0));
     ++compared;
   }
   EXPECT_GT(compared, 20);
@@ -198,7 +190,7 @@ TEST(DistDDP, ParametersUnusedOnSomeRanksAreAveragedWithoutDeadlock) {
   for (const auto& [name, p] : net.named_parameters()) {
     ASSERT_TRUE(p.grad().defined()) << name << " on rank " << rank();
     const Tensor all = dist::all_gather(p.grad().contiguous());
-    for (int k = 1; k < world_size(); ++k) EXPECT_TRUE(same(all.select(0, k), all.select(0, 0))) << name;
+    for (int k = 1; k < world_size(); ++k) EXPECT_TRUE(test::equal(all.select(0, k), all.select(0, 0))) << name;
   }
   EXPECT_GT(sum(abs(net.head_b->weight.grad())).item<double>(), 0.0) << "rank 0's gradient, averaged";
   // A second step where no rank reaches head_b and rank 1 reaches nothing at all (finish() keeps
