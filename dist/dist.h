@@ -48,7 +48,6 @@ class Work {
   void wait();
   // Lets MPI progress the transfer (MPI_Test); true once it is complete.
   bool test();
-  bool pending() const { return request_ != nullptr; }
 
  private:
   std::shared_ptr<void> request_;
