@@ -220,16 +220,31 @@ Tensor predict_tiled(UNet& net, const Tensor& image_in, int64_t output_tile) {
   const int64_t H = image.size(2), W = image.size(3);
   const int64_t in_tile = net.input_size_for_output(output_tile);
   const int64_t m = (in_tile - output_tile) / 2;
-  // Cover the image with whole output tiles; mirror-extrapolate the margin and the remainder.
-  const int64_t ty = (H + output_tile - 1) / output_tile, tx = (W + output_tile - 1) / output_tile;
-  Tensor padded = mirror_pad(image, m, m + ty * output_tile - H, m, m + tx * output_tile - W);
-  Tensor out = zeros({image.size(0), net.options().num_classes, ty * output_tile, tx * output_tile},
-                     options(image.dtype(), image.device()));
+  // Unpadded, the net commutes with shifts of its input by multiples of 2^depth only (the pooling
+  // grid), so tiles are placed at multiples of the largest such step within the output tile; the
+  // few pixels two neighbours both predict are the same, and the later tile's are kept.
+  const int64_t grid = int64_t{1} << net.options().depth;
+  int64_t step = output_tile;
+  if (!net.options().same_padding) {
+    step = output_tile / grid * grid;
+    if (step == 0) {
+      int64_t smallest = grid;
+      while (!net.is_valid_input(smallest + 2 * m)) ++smallest;
+      TS_ERROR("predict_tiled: an output tile of ", output_tile, " is smaller than the pooling grid (2^depth = ", grid,
+               "), so its tiles cannot be placed where a whole-image pass would see the same input; the smallest usable tile is ",
+               smallest, " (input ", smallest + 2 * m, ")");
+    }
+  }
+  auto tiles = [&](int64_t size) { return size <= output_tile ? int64_t{1} : 1 + (size - output_tile + step - 1) / step; };
+  const int64_t ty = tiles(H), tx = tiles(W);
+  const int64_t ey = (ty - 1) * step + output_tile, ex = (tx - 1) * step + output_tile;  // the area covered
+  Tensor padded = mirror_pad(image, m, m + ey - H, m, m + ex - W);
+  Tensor out = zeros({image.size(0), net.options().num_classes, ey, ex}, options(image.dtype(), image.device()));
   for (int64_t i = 0; i < ty; ++i)
     for (int64_t j = 0; j < tx; ++j) {
-      Tensor tile = padded.narrow(2, i * output_tile, in_tile).narrow(3, j * output_tile, in_tile).contiguous();
+      Tensor tile = padded.narrow(2, i * step, in_tile).narrow(3, j * step, in_tile).contiguous();
       Tensor logits = net.forward(tile);
-      raw::copy_(raw::narrow(raw::narrow(out, 2, i * output_tile, output_tile), 3, j * output_tile, output_tile), logits);
+      raw::copy_(raw::narrow(raw::narrow(out, 2, i * step, output_tile), 3, j * step, output_tile), logits);
     }
   return out.narrow(2, 0, H).narrow(3, 0, W).contiguous();
 }

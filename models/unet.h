@@ -56,10 +56,14 @@ class UNet : public Module {
 // needed (so margins may exceed the image size): the paper's mirror extrapolation.
 Tensor mirror_pad(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right);
 
-// The overlap-tile strategy: the image [C, H, W] (or [N, C, H, W]) is cut into output tiles of
-// `output_tile` x `output_tile` that cover it exactly; each is predicted from its input tile (the
-// output tile plus the net's margin, mirror-extrapolated beyond the image) and the logits are
-// stitched together. Returns logits [N, classes, H, W]. No gradient is recorded.
+// The overlap-tile strategy: the image [C, H, W] (or [N, C, H, W]) is covered with output tiles of
+// `output_tile` x `output_tile`; each is predicted from its input tile (the output tile plus the
+// net's margin, mirror-extrapolated beyond the image) and the logits are stitched together. With
+// unpadded convolutions tiles start at multiples of the largest multiple of 2^depth within the
+// tile (neighbours overlap by output_tile mod 2^depth pixels), which makes the result the same for
+// every tile size and equal to one pass over the mirror-extrapolated image; a tile smaller than
+// 2^depth is an Error naming the smallest usable one. Returns logits [N, classes, H, W]. No
+// gradient is recorded.
 Tensor predict_tiled(UNet& net, const Tensor& image, int64_t output_tile);
 
 }  // namespace tessera

@@ -48,7 +48,15 @@ inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 std::vector<Tensor> make_inputs(const OpCase& c, DType float_dtype);
 
 class OpTest : public ::testing::TestWithParam<OpCase> {};
+// Gradcheck runs on the differentiable cases only (instantiated apart, so that no case is skipped).
+class OpGradTest : public OpTest {};
 
 std::string case_name(const ::testing::TestParamInfo<OpCase>& info);
+std::vector<OpCase> differentiable(const std::vector<OpCase>& cases);
+
+// Instantiates every check of the table for `prefix`'s cases.
+#define TS_INSTANTIATE_OP_TABLE(prefix, cases_expr)                                                  \
+  INSTANTIATE_TEST_SUITE_P(prefix, OpTest, ::testing::ValuesIn(cases_expr), case_name);            \
+  INSTANTIATE_TEST_SUITE_P(prefix, OpGradTest, ::testing::ValuesIn(differentiable(cases_expr)), case_name)
 
 }  // namespace tessera::test

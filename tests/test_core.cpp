@@ -226,7 +226,7 @@ TEST(Tensor, PrintsShapeDtypeDeviceAndValues) {
   EXPECT_NE(ss.str().find("0, 1, 2"), std::string::npos) << ss.str();
 }
 
-TEST(CpuAllocator, LargeBlocksAreCachedAndReusedAndTheCacheEmpties) {
+TEST(CpuBlockCache, LargeBlocksAreCachedAndReusedAndTheCacheEmpties) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "the CPU block cache is off under AddressSanitizer (so that use-after-free stays visible)";
 #endif
@@ -296,7 +296,7 @@ TEST(Parallel, ThreadSettingAndParallelForCoverEveryIndex) {
   EXPECT_THROW(set_num_threads(0), Error);
 }
 
-TEST(Cuda, UnavailableIsReportedNotThrown) {
+TEST(CudaAbsent, UnavailableIsReportedNotThrown) {
   if (cuda::is_available()) GTEST_SKIP() << "a CUDA device is present; this test covers machines without one";
   EXPECT_EQ(cuda::device_count(), 0);
   EXPECT_FALSE(cuda::unavailable_reason().empty());

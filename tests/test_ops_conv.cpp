@@ -145,7 +145,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(Conv, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(Conv, cases());
 
 // The banded CPU path (column buffer split into bands of output rows) against plain loops, for all
 // three gradients.

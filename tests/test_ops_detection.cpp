@@ -124,7 +124,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(Detection, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(Detection, cases());
 
 // ---- NMS
 
@@ -218,7 +218,7 @@ TEST(Nms, BatchedKeepsCategoriesApart) {
   }
 }
 
-TEST(Nms, CudaMatchesCpu) {
+TEST(NmsCuda, MatchesCpu) {
   TS_SKIP_WITHOUT_CUDA();
   for (int64_t n : {1, 63, 64, 65, 3000}) {
     auto [boxes, scores] = random_boxes(n, 13 + n);

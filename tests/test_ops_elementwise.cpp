@@ -114,7 +114,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(Elementwise, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(Elementwise, cases());
 
 // ---- bad input
 
@@ -137,7 +137,7 @@ TEST(ElementwiseErrors, BadShapesDtypesAndArguments) {
   }
 }
 
-TEST(ElementwiseErrors, MixedDevicesAreRejected) {
+TEST(ElementwiseErrorsCuda, MixedDevicesAreRejected) {
   TS_SKIP_WITHOUT_CUDA();
   EXPECT_THROW(add(zeros({3}), zeros({3}, cuda_device())), Error);
 }

@@ -211,7 +211,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(IndexShape, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(IndexShape, cases());
 
 TEST(IndexErrors, OutOfRangeIndicesAndBadShapes) {
   Tensor x = zeros({3, 4});

@@ -111,7 +111,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(Loss, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(Loss, cases());
 
 TEST(LossErrors, BadTargetsShapesAndReductions) {
   Tensor x = zeros({4, 3});
@@ -151,7 +151,7 @@ TEST(Dropout, ScalesKeptElementsAndIsReproducible) {
   EXPECT_TRUE(equal(w.grad(), y.detach()));
 }
 
-TEST(Dropout, CudaDrawsTheSameMask) {
+TEST(DropoutCuda, DrawsTheSameMask) {
   TS_SKIP_WITHOUT_CUDA();
   Generator g1(21), g2(21);
   Tensor x = randn({4097});

@@ -156,7 +156,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(NormPool, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(NormPool, cases());
 
 // NaN wins its window (as PyTorch) and -inf stays -inf, on the 2x2 fast path and the general one.
 TEST(MaxPool, NanPropagatesAndInfinitiesSurvive) {

@@ -133,7 +133,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(ReduceLinalg, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(ReduceLinalg, cases());
 
 TEST(ReduceErrors, BadDimsAndEmptyInputs) {
   Tensor x = zeros({2, 3});

@@ -129,7 +129,7 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(Resample, OpTest, ::testing::ValuesIn(cases()), case_name);
+TS_INSTANTIATE_OP_TABLE(Resample, cases());
 
 TEST(ResampleErrors, BadArguments) {
   Tensor x = zeros({1, 1, 4, 4});

@@ -93,7 +93,7 @@ TEST(Philox, BadArguments) {
   EXPECT_THROW(uniform({3}, 2.0, 1.0), Error);
 }
 
-TEST(Philox, CudaDrawsTheSameNumbersAsTheCpu) {
+TEST(PhiloxCuda, DrawsTheSameNumbersAsTheCpu) {
   TS_SKIP_WITHOUT_CUDA();
   for (DType dt : {kFloat32, kFloat64}) {
     Generator gc(99), gg(99);

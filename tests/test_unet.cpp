@@ -118,6 +118,56 @@ TEST(UNet, OverlapTileEqualsWholeImage) {
   EXPECT_THROW(predict_tiled(net, image, 13), Error);
 }
 
+// One pass of the net over the image mirror-extrapolated by its margin, to the smallest valid
+// output that covers it, cut back to the image: what overlap-tile inference must reproduce.
+Tensor one_pass(UNet& net, const Tensor& image) {
+  const int64_t H = image.size(2), W = image.size(3);
+  const int64_t m = net.margin(net.valid_input_sizes(1, 4096).front());  // the same for every input
+  int64_t out = std::max(H, W);
+  while (!net.is_valid_input(out + 2 * m)) ++out;
+  NoGradGuard g;
+  return net.forward(mirror_pad(image, m, m + out - H, m, m + out - W)).narrow(2, 0, H).narrow(3, 0, W).contiguous();
+}
+
+// At depth 4 and 5 no valid output tile is a multiple of 2^depth (16b - 60, 32b - 124), so tiles
+// placed a tile apart would see a pooling grid shifted against the whole image's: float64 makes
+// the equality exact up to summation order.
+TEST(UNet, OverlapTileEqualsOnePassAtDepthFourAndFive) {
+  for (int64_t depth : {4, 5}) {
+    manual_seed(10 + depth);
+    UNetOptions o;
+    o.in_channels = 2;
+    o.num_classes = 3;
+    o.width = 2;
+    o.depth = depth;
+    UNet net(o);
+    net.to(kFloat64);
+    net.eval();
+    const int64_t grid = int64_t{1} << depth;
+    std::vector<int64_t> tiles;  // the three smallest usable output tiles
+    for (int64_t t = grid; tiles.size() < 3; ++t)
+      if (net.is_valid_input(t + 2 * net.margin(net.valid_input_sizes(1, 4096).front()))) tiles.push_back(t);
+    ASSERT_NE(tiles[0] % grid, 0) << "the test needs tiles that are not multiples of the grid";
+    // Smaller than a tile, about one tile, and several tiles with a remainder (not square).
+    for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{9, 13}, {tiles[0] + 1, tiles[0] - 3}, {3 * tiles[0] + 7, 2 * tiles[0] + 5}}) {
+      Tensor image = randn({1, 2, h, w}, kFloat64);
+      Tensor whole = one_pass(net, image);
+      for (int64_t t : tiles) {
+        Tensor tiled = predict_tiled(net, image, t);
+        ASSERT_EQ(tiled.shape(), (Shape{1, 3, h, w}));
+        EXPECT_TRUE(test::close(tiled, whole, 1e-10, 1e-10)) << "depth " << depth << ", tile " << t << ", image " << h << "x" << w;
+      }
+    }
+    // A tile below the grid cannot be placed consistently: an Error naming the smallest usable one.
+    try {
+      predict_tiled(net, randn({1, 2, 20, 20}, kFloat64), 4);
+      ADD_FAILURE() << "a 4-pixel tile at depth " << depth << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("smallest usable tile is " + std::to_string(tiles[0])), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(UNet, ShortTrainingRunLowersTheLoss) {
   manual_seed(1);
   UNetOptions o;

@@ -1,0 +1,43 @@
+cmake_minimum_required(VERSION 3.20)
+# Run after each build of a test binary (cmake/TesseraTestGroups.cmake): lists its tests and writes
+# one add_test() per group to CTEST_FILE.
+execute_process(COMMAND "${TEST_EXECUTABLE}" --gtest_list_tests
+  WORKING_DIRECTORY "${WORKING_DIR}" OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc TIMEOUT 60)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "listing the tests of ${TEST_EXECUTABLE} failed (${rc}):\n${out}\n${err}")
+endif()
+# Parameter comments ("  # GetParam() = ...") may hold any character: drop them before splitting.
+string(REGEX REPLACE "  #[^\n]*" "" out "${out}")
+string(REPLACE ";" "" out "${out}")
+string(REPLACE "\n" ";" lines "${out}")
+set(suite "")
+set(groups "")
+foreach(line IN LISTS lines)
+  if(line MATCHES "^([^ ].*)\\.$")
+    set(suite "${CMAKE_MATCH_1}")
+  elseif(line MATCHES "^  ([^ ]+)$" AND NOT suite STREQUAL "")
+    if(CMAKE_MATCH_1 MATCHES "^([^/]+)/")
+      set(group "${suite}.${CMAKE_MATCH_1}")
+      set(filter "${group}/*")
+    else()
+      set(group "${suite}")
+      set(filter "${suite}.*")
+    endif()
+    if(NOT group IN_LIST groups)
+      list(APPEND groups "${group}")
+      set(filter_${group} "${filter}")
+    endif()
+  endif()
+endforeach()
+if(groups STREQUAL "")
+  message(FATAL_ERROR "${TEST_EXECUTABLE} lists no tests:\n${out}")
+endif()
+string(REPLACE "|" ";" env "${ENVIRONMENT}")
+set(content "# Written by cmake/tessera_test_groups_discover.cmake after the build of ${TEST_EXECUTABLE}\n")
+foreach(group IN LISTS groups)
+  string(APPEND content
+    "add_test([==[${group}]==] \"${TEST_EXECUTABLE}\" [==[--gtest_filter=${filter_${group}}]==])\n"
+    "set_tests_properties([==[${group}]==] PROPERTIES WORKING_DIRECTORY \"${WORKING_DIR}\" TIMEOUT ${TIMEOUT}"
+    " SKIP_REGULAR_EXPRESSION TESSERA_GROUP_SKIPPED ENVIRONMENT [==[${env}]==])\n")
+endforeach()
+file(WRITE "${CTEST_FILE}" "${content}")
