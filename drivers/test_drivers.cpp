@@ -362,6 +362,28 @@ TEST(DriversMpi, AFailingRankStopsTheOthersWithItsMessage) {
   EXPECT_NE(r.output.find("rank 1's model differs from rank 0's"), std::string::npos) << r.output;
   fs::remove_all(dir);
 }
+
+// A rank killed outright (SIGKILL: no exception, no MPI_Abort of its own) ends the run too: mpirun
+// sees the death, names the rank and stops the survivor, which would otherwise wait forever in its
+// next all-reduce. Rank 1 is a shell that execs the driver (keeping its pid) after arming a kill.
+// (The bound is on the end of the run after the kill; the arming waits for training to start.)
+TEST(DriversMpi, AKilledRankEndsTheRunWithinSeconds) {
+  const fs::path dir = scratch("mpikill");
+  const std::string common = " --width 4 --depth 2 --tile 92 --iters 100000 --train-images 4 --val-images 1 --image-size 64"
+                             " --workers 0 --threads 1 --out " + quoted(dir / "run");
+  const auto t0 = std::chrono::steady_clock::now();
+  // The kill comes once rank 0 has logged training steps (at most a minute later).
+  const std::string killer = "(n=0; until [ -s " + quoted(dir / "run" / "metrics.jsonl") +
+                             " ] || [ \\$n -ge 300 ]; do sleep 0.2; n=\\$((n+1)); done; kill -KILL \\$\\$) & ";
+  Result r = run(kMpirun + "-np 1 " + kTrain + common + " : -np 1 sh -c \"" + killer + "exec " + kTrain + common + "\"", dir);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("iter "), std::string::npos) << "training had not started when the rank was killed:\n" << r.output;
+  EXPECT_NE(r.output.find("process rank 1 with PID"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("signal 9"), std::string::npos) << r.output;
+  EXPECT_LT(secs, 90.0) << "the surviving rank was left waiting";
+  fs::remove_all(dir);
+}
 #else
 TEST(DriversMpi, SkippedWithoutMpi) { GTEST_SKIP() << "tessera was built without MPI (apt-get install libopenmpi-dev openmpi-bin)"; }
 #endif
