@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -38,6 +39,8 @@ void broadcast(Tensor& t, int root = 0);
 // Every rank's `t` (same shape) stacked along a new first dim: [world_size, ...t.shape].
 Tensor all_gather(const Tensor& t);
 void barrier();
+// Every rank's bytes (any length, also none), in rank order, on every rank.
+std::vector<std::string> all_gather_bytes(const std::string& mine);
 
 // A sum all-reduce in flight (MPI_Iallreduce): wait() completes it. Ranks must start them in the
 // same order.

@@ -1,6 +1,7 @@
 // The MPI world and the collectives on host tensors (dist/dist.h).
 #include "dist/dist.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -155,6 +156,18 @@ Tensor all_gather(const Tensor& t_in) {
   }
 #endif
   out.select(0, 0).copy_(t);
+  return out;
+}
+
+std::vector<std::string> all_gather_bytes(const std::string& mine) {
+  const std::vector<int64_t> sizes = all_gather(from_vector<int64_t>({static_cast<int64_t>(mine.size())})).to_vector<int64_t>();
+  const int64_t longest = std::max<int64_t>(1, *std::max_element(sizes.begin(), sizes.end()));
+  Tensor padded = zeros({longest}, options(kUInt8, kCPU));
+  std::copy(mine.begin(), mine.end(), static_cast<char*>(padded.data_ptr()));
+  const Tensor all = all_gather(padded);
+  const char* base = static_cast<const char*>(all.data_ptr());
+  std::vector<std::string> out;
+  for (size_t r = 0; r < sizes.size(); ++r) out.emplace_back(base + static_cast<int64_t>(r) * longest, static_cast<size_t>(sizes[r]));
   return out;
 }
 

@@ -363,6 +363,30 @@ TEST(DriversMpi, AFailingRankStopsTheOthersWithItsMessage) {
   fs::remove_all(dir);
 }
 
+// Mask R-CNN on two ranks: data parallel training, and the evaluation sharded over the ranks (3
+// images: rank 0 detects two, rank 1 one) with rank 0 alone printing and writing the COCO numbers.
+TEST(DriversMpi, MaskRCNNTrainsAndEvaluatesOnTwoRanks) {
+  const fs::path dir = scratch("mpimaskrcnn");
+  Result r = run(mpirun(2) + kTrainMaskRCNN +
+                     " --iters 2 --log-every 1 --eval-every 2 --save-every 2 --train-images 4 --eval-images 3 --image-size 64"
+                     " --rois-per-image 16 --detections-per-image 8 --anchor-sizes 8,16,32,64,128 --batch 1 --workers 0 --threads 1"
+                     " --out " + quoted(dir / "run"),
+                 dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("data parallel: 2 ranks x batch 1 = global batch 2"), std::string::npos) << r.output;
+  const size_t eval = r.output.find("eval @2 on 3 images");
+  EXPECT_NE(eval, std::string::npos) << r.output;
+  EXPECT_EQ(eval, r.output.rfind("eval @2 on 3 images")) << "only rank 0 prints:\n" << r.output;
+  std::ifstream metrics(dir / "run" / "metrics.jsonl");
+  std::string line;
+  int eval_lines = 0;
+  while (std::getline(metrics, line))
+    if (nlohmann::json::parse(line).contains("segm_AP")) ++eval_lines;
+  EXPECT_EQ(eval_lines, 1);
+  EXPECT_TRUE(fs::exists(dir / "run" / "model.safetensors"));
+  fs::remove_all(dir);
+}
+
 // A rank killed outright (SIGKILL: no exception, no MPI_Abort of its own) ends the run too: mpirun
 // sees the death, names the rank and stops the survivor, which would otherwise wait forever in its
 // next all-reduce. Rank 1 is a shell that execs the driver (keeping its pid) after arming a kill.

@@ -62,19 +62,23 @@ struct EvalResult {
   Tensor preview;
 };
 
-EvalResult evaluate(MaskRCNN& net, const Dataset& val, const CocoDataset& gt, const driver::MaskRCNNConfig& cfg, Device dev) {
+// Every rank detects its shard of the held-out images (i = rank, rank + ranks, ...); rank 0 gets
+// all the detections, in image order, and computes COCO's AP (the others return nothing). The
+// preview shows the first four images of rank 0's shard.
+EvalResult evaluate(MaskRCNN& net, const Dataset& val, const std::optional<CocoDataset>& gt, const std::vector<int64_t>& image_ids,
+                    const driver::MaskRCNNConfig& cfg, Device dev) {
   net.eval();
-  std::vector<CocoResult> results;
   std::vector<Tensor> pictures;
-  for (int64_t i = 0; i < val.size(); ++i) {
+  const std::vector<CocoResult> results = sharded_coco_results(val.size(), [&](int64_t i) {
     const Sample s = val.get(i);
     const Detections d = net.detect({s.image.to(dev)}).front();
     Detections host{d.boxes.cpu(), d.scores.cpu(), d.labels.cpu(), d.masks.cpu()};
-    for (CocoResult& r : detections_to_coco(host, gt.image(i).id, cfg.category_ids)) results.push_back(std::move(r));
-    if (i < 4) pictures.push_back(driver::draw_detections(s.image, host, cfg.class_names, 0.5));
-  }
+    if (dist::is_main() && pictures.size() < 4) pictures.push_back(driver::draw_detections(s.image, host, cfg.class_names, 0.5));
+    return detections_to_coco(host, image_ids[static_cast<size_t>(i)], cfg.category_ids);
+  });
   net.train();
-  return EvalResult{coco_evaluate(gt, results, "bbox"), coco_evaluate(gt, results, "segm"), driver::panel(pictures)};
+  if (!dist::is_main()) return {};
+  return EvalResult{coco_evaluate(*gt, results, "bbox"), coco_evaluate(*gt, results, "segm"), driver::panel(pictures)};
 }
 
 int run(int argc, char** argv) {
@@ -176,11 +180,15 @@ int run(int argc, char** argv) {
   }
   if (args.has("min-size")) cfg.options.min_size = args.number("min-size");
   if (args.has("max-size")) cfg.options.max_size = args.number("max-size");
-  std::optional<CocoDataset> gt;  // rank 0 evaluates
+  std::optional<CocoDataset> gt;  // rank 0 evaluates; every rank detects its shard, with the images' ids from rank 0
+  Tensor val_ids = zeros({val_ds->size()}, options(kInt64, kCPU));
   if (world.main()) {
     gt.emplace(gt_path, "", true);
     TS_CHECK(gt->size() == val_ds->size(), "internal: the evaluation ground truth has ", gt->size(), " images, the set ", val_ds->size());
+    for (int64_t i = 0; i < gt->size(); ++i) val_ids.data<int64_t>()[i] = gt->image(i).id;
   }
+  dist::broadcast(val_ids, 0);
+  const std::vector<int64_t> image_ids = val_ids.to_vector<int64_t>();
 
   // ---- model and optimiser
   cfg.options.num_classes = static_cast<int64_t>(cfg.class_names.size());
@@ -313,9 +321,10 @@ int run(int argc, char** argv) {
       sums.clear();
       n_sum = 0;
     }
-    if (((eval_every > 0 && (step + 1) % eval_every == 0) || final_step) && world.main()) {  // rank 0 evaluates
+    if ((eval_every > 0 && (step + 1) % eval_every == 0) || final_step) {
       const double te = elapsed();
-      last = evaluate(net, *val_ds, *gt, cfg, dev);
+      last = evaluate(net, *val_ds, gt, image_ids, cfg, dev);  // every rank detects its shard
+      if (!world.main()) continue;
       std::printf("  eval @%lld on %lld images (%.0f s): bbox AP %.3f AP50 %.3f AP75 %.3f | segm AP %.3f AP50 %.3f AP75 %.3f\n",
                   (long long)(step + 1), (long long)val_ds->size(), elapsed() - te, last.bbox.ap(), last.bbox.ap50(),
                   last.bbox.ap75(), last.segm.ap(), last.segm.ap50(), last.segm.ap75());

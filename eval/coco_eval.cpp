@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "core/file_io.h"
+#include "dist/dist.h"
 
 namespace tessera {
 
@@ -448,6 +450,130 @@ std::string CocoEvalStats::summary() const {
     o << lines[i] << buf;
   }
   return o.str();
+}
+
+// ---- results between processes
+
+namespace {
+
+template <class T>
+void put(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+struct ByteReader {
+  const std::string& bytes;
+  size_t pos = 0;
+  template <class T>
+  T get() {
+    TS_CHECK(bytes.size() - pos >= sizeof(T), "decode_coco_results: the bytes end at ", bytes.size(), " inside a result");
+    T v;
+    std::memcpy(&v, bytes.data() + pos, sizeof(T));
+    pos += sizeof(T);
+    return v;
+  }
+};
+
+constexpr uint64_t kResultsMagic = 0x31525343'53534554ull;  // "TESSCSR1"
+
+}  // namespace
+
+std::string encode_coco_results(const std::vector<CocoResult>& results) {
+  std::string out;
+  put(out, kResultsMagic);
+  put(out, static_cast<uint64_t>(results.size()));
+  for (const CocoResult& r : results) {
+    put(out, r.image_id);
+    put(out, r.category_id);
+    put(out, r.score);
+    for (double v : r.bbox) put(out, v);
+    put(out, static_cast<uint8_t>(r.has_bbox));
+    put(out, static_cast<uint8_t>(r.has_segmentation));
+    put(out, r.height);
+    put(out, r.width);
+    put(out, static_cast<uint64_t>(r.rle.size()));
+    out.append(reinterpret_cast<const char*>(r.rle.data()), r.rle.size() * sizeof(uint32_t));
+  }
+  return out;
+}
+
+std::vector<CocoResult> decode_coco_results(const std::string& bytes) {
+  ByteReader in{bytes};
+  TS_CHECK(bytes.size() >= 16 && in.get<uint64_t>() == kResultsMagic, "decode_coco_results: not encoded COCO results");
+  const uint64_t n = in.get<uint64_t>();
+  constexpr size_t kMinResult = 8 * 2 + 8 * 5 + 2 + 8 * 3;
+  TS_CHECK(n <= (bytes.size() - in.pos) / kMinResult, "decode_coco_results: ", n, " results cannot fit in ", bytes.size(), " bytes");
+  std::vector<CocoResult> out(n);
+  for (CocoResult& r : out) {
+    r.image_id = in.get<int64_t>();
+    r.category_id = in.get<int64_t>();
+    r.score = in.get<double>();
+    for (double& v : r.bbox) v = in.get<double>();
+    r.has_bbox = in.get<uint8_t>() != 0;
+    r.has_segmentation = in.get<uint8_t>() != 0;
+    r.height = in.get<int64_t>();
+    r.width = in.get<int64_t>();
+    const uint64_t counts = in.get<uint64_t>();
+    TS_CHECK(counts <= (bytes.size() - in.pos) / sizeof(uint32_t), "decode_coco_results: ", counts,
+             " RLE counts cannot fit in the ", bytes.size() - in.pos, " bytes left");
+    r.rle.resize(counts);
+    std::memcpy(r.rle.data(), bytes.data() + in.pos, counts * sizeof(uint32_t));
+    in.pos += counts * sizeof(uint32_t);
+  }
+  TS_CHECK(in.pos == bytes.size(), "decode_coco_results: ", bytes.size() - in.pos, " bytes left over after ", n, " results");
+  return out;
+}
+
+std::vector<CocoResult> sharded_coco_results(int64_t num_images,
+                                             const std::function<std::vector<CocoResult>(int64_t)>& results_of) {
+  TS_CHECK(num_images >= 0, "sharded_coco_results: negative image count ", num_images);
+  const int world = dist::world_size(), rank = dist::rank();
+  // This rank's images in order, each preceded by its result count.
+  std::vector<std::vector<CocoResult>> mine;
+  for (int64_t i = rank; i < num_images; i += world) mine.push_back(results_of(i));
+  if (world == 1) {
+    std::vector<CocoResult> all;
+    for (auto& v : mine) all.insert(all.end(), std::make_move_iterator(v.begin()), std::make_move_iterator(v.end()));
+    return all;
+  }
+  std::vector<CocoResult> flat;
+  std::vector<int64_t> counts;
+  for (auto& v : mine) {
+    counts.push_back(static_cast<int64_t>(v.size()));
+    flat.insert(flat.end(), std::make_move_iterator(v.begin()), std::make_move_iterator(v.end()));
+  }
+  std::string bytes = encode_coco_results(flat);
+  const uint64_t k = counts.size();
+  bytes.append(reinterpret_cast<const char*>(counts.data()), k * sizeof(int64_t));
+  bytes.append(reinterpret_cast<const char*>(&k), sizeof(k));
+  // Every rank's (results, per-image counts); then interleave back into image order.
+  std::vector<std::vector<CocoResult>> per_rank(static_cast<size_t>(world));
+  std::vector<std::vector<int64_t>> per_rank_counts(static_cast<size_t>(world));
+  const std::vector<std::string> gathered = dist::all_gather_bytes(bytes);
+  for (int r = 0; r < world; ++r) {
+    const std::string& b = gathered[static_cast<size_t>(r)];
+    uint64_t kr = 0;
+    TS_CHECK(b.size() >= sizeof(kr), "sharded_coco_results: rank ", r, " sent ", b.size(), " bytes");
+    std::memcpy(&kr, b.data() + b.size() - sizeof(kr), sizeof(kr));
+    TS_CHECK(kr <= (b.size() - sizeof(kr)) / sizeof(int64_t), "sharded_coco_results: rank ", r, "'s image count ", kr, " is corrupt");
+    const size_t results_bytes = b.size() - sizeof(kr) - kr * sizeof(int64_t);
+    std::vector<int64_t>& c = per_rank_counts[static_cast<size_t>(r)];
+    c.resize(kr);
+    std::memcpy(c.data(), b.data() + results_bytes, kr * sizeof(int64_t));
+    per_rank[static_cast<size_t>(r)] = decode_coco_results(b.substr(0, results_bytes));
+  }
+  std::vector<CocoResult> all;
+  std::vector<size_t> next(static_cast<size_t>(world), 0), image_of_rank(static_cast<size_t>(world), 0);
+  for (int64_t i = 0; i < num_images; ++i) {
+    const size_t r = static_cast<size_t>(i % world), j = image_of_rank[r]++;
+    TS_CHECK(j < per_rank_counts[r].size(), "sharded_coco_results: rank ", r, " sent ", per_rank_counts[r].size(),
+             " images; image ", i, " is missing");
+    const int64_t n = per_rank_counts[r][j];
+    TS_CHECK(n >= 0 && next[r] + static_cast<size_t>(n) <= per_rank[r].size(), "sharded_coco_results: rank ", r,
+             "'s counts do not match its results");
+    for (int64_t q = 0; q < n; ++q) all.push_back(std::move(per_rank[r][next[r]++]));
+  }
+  return all;
 }
 
 }  // namespace tessera

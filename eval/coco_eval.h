@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,17 @@ struct CocoEvalStats {
 // category_ids[label] is the COCO category of a label (index 0, the background, unused).
 std::vector<CocoResult> detections_to_coco(const Detections& detections, int64_t image_id,
                                            const std::vector<int64_t>& category_ids);
+
+// Results as bytes and back (exact: scores and boxes keep every bit), for moving them between
+// processes; decoding checks every length against the bytes there are (an Error otherwise).
+std::string encode_coco_results(const std::vector<CocoResult>& results);
+std::vector<CocoResult> decode_coco_results(const std::string& bytes);
+
+// Evaluation sharded over the ranks of tessera::dist: this rank computes `results_of(i)` for the
+// images i = rank, rank + world_size, ...; every rank returns all images' results, image by image
+// in order, each image's in the order results_of gave them: the list one process would have made.
+std::vector<CocoResult> sharded_coco_results(int64_t num_images,
+                                             const std::function<std::vector<CocoResult>(int64_t)>& results_of);
 
 // iou_type: "bbox" or "segm". Every result's image must be one of the ground truth's images.
 CocoEvalStats coco_evaluate(const CocoDataset& ground_truth, const std::vector<CocoResult>& results, const std::string& iou_type);

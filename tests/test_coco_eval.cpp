@@ -3,6 +3,7 @@
 // objects and one without detections), plus hand-checkable cases and bad input.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -99,6 +100,44 @@ TEST(CocoEval, BadInputIsAClearError) {
   EXPECT_THROW(coco_evaluate(gt, {r}, "keypoints"), Error);
   std::filesystem::remove_all(dir_);
 }
+
+// Results between processes (sharded evaluation): every bit survives; any cut or corrupted length is
+// an Error, never a read past the end or an allocation sized by the bytes.
+TEST(CocoEval, ResultsSurviveEncodingAndCorruptBytesAreErrors) {
+  std::vector<CocoResult> rs(3);
+  for (size_t k = 0; k < rs.size(); ++k) {
+    rs[k].image_id = static_cast<int64_t>(7 + k);
+    rs[k].category_id = static_cast<int64_t>(k);
+    rs[k].score = 1.0 / (3.0 + static_cast<double>(k));
+    rs[k].bbox = {0.1, 0.2 * static_cast<double>(k), 1.0 / 3.0, 5.5};
+    rs[k].has_bbox = k != 1;
+    rs[k].has_segmentation = k != 2;
+    rs[k].height = 4;
+    rs[k].width = 5;
+    if (rs[k].has_segmentation) rs[k].rle = {static_cast<uint32_t>(k), 3, 20 - static_cast<uint32_t>(k) - 3};
+  }
+  const std::string bytes = encode_coco_results(rs);
+  const std::vector<CocoResult> back = decode_coco_results(bytes);
+  ASSERT_EQ(back.size(), rs.size());
+  for (size_t k = 0; k < rs.size(); ++k) {
+    EXPECT_EQ(back[k].image_id, rs[k].image_id);
+    EXPECT_EQ(back[k].category_id, rs[k].category_id);
+    EXPECT_EQ(back[k].score, rs[k].score);
+    EXPECT_EQ(back[k].bbox, rs[k].bbox);
+    EXPECT_EQ(back[k].has_bbox, rs[k].has_bbox);
+    EXPECT_EQ(back[k].has_segmentation, rs[k].has_segmentation);
+    EXPECT_EQ(back[k].rle, rs[k].rle);
+  }
+  EXPECT_TRUE(decode_coco_results(encode_coco_results({})).empty());
+  for (size_t cut = 0; cut < bytes.size(); ++cut) EXPECT_THROW(decode_coco_results(bytes.substr(0, cut)), Error) << "cut at " << cut;
+  EXPECT_THROW(decode_coco_results(bytes + "x"), Error);
+  std::string huge = bytes;
+  const uint64_t n = uint64_t{1} << 60;
+  std::memcpy(huge.data() + 8, &n, sizeof(n));  // the result count
+  EXPECT_THROW(decode_coco_results(huge), Error);
+}
+
+
 
 }  // namespace
 }  // namespace tessera

@@ -8,6 +8,7 @@
 #include "data/weight_map.h"
 #include "dist/ddp.h"
 #include "dist/dist.h"
+#include "eval/coco_eval.h"
 #include "models/mask_rcnn.h"
 #include "models/unet.h"
 #include "tessera.h"
@@ -42,6 +43,62 @@ TEST(Dist, CollectivesOnEveryDtype) {
   EXPECT_EQ(e.to_vector<float>()[999], static_cast<float>(w));
   dist::barrier();
   EXPECT_THROW(dist::broadcast(d, w), Error);  // no such root (checked before any communication)
+}
+
+TEST(Dist, AllGatherBytesOfEveryLength) {
+  const int r = rank(), w = world_size();
+  std::string mine;
+  for (int k = 0; k < 3 * r; ++k) mine.push_back(static_cast<char>('a' + (r + k) % 26));  // rank 0: none
+  const std::vector<std::string> all = dist::all_gather_bytes(mine);
+  ASSERT_EQ(static_cast<int>(all.size()), w);
+  for (int q = 0; q < w; ++q) {
+    ASSERT_EQ(all[static_cast<size_t>(q)].size(), static_cast<size_t>(3 * q));
+    for (int k = 0; k < 3 * q; ++k) EXPECT_EQ(all[static_cast<size_t>(q)][static_cast<size_t>(k)], 'a' + (q + k) % 26);
+  }
+}
+
+// Sharded evaluation: each rank computes its images' results (some images have none, masks of
+// several lengths); every rank gets the list one process would have made, bit for bit.
+TEST(DistEval, ShardedResultsEqualTheOneProcessList) {
+  auto results_of = [](int64_t i) {
+    std::vector<CocoResult> out;
+    for (int64_t k = 0; k < (i * 7) % 4; ++k) {
+      CocoResult c;
+      c.image_id = 100 + i;
+      c.category_id = 1 + k;
+      c.score = 1.0 / (3.0 + static_cast<double>(i + k));  // not representable exactly in decimal
+      c.bbox = {0.1 * static_cast<double>(i), 0.3, 10.0 / 3.0, std::nextafter(5.0, 6.0)};
+      c.has_bbox = true;
+      c.has_segmentation = k % 2 == 0;
+      c.height = 20;
+      c.width = 30;
+      if (c.has_segmentation)
+        for (int64_t q = 0; q <= i % 5; ++q) c.rle.push_back(static_cast<uint32_t>(q * 13 + i));
+      out.push_back(c);
+    }
+    return out;
+  };
+  const int64_t n = 11;
+  std::vector<int64_t> called;
+  const std::vector<CocoResult> got = sharded_coco_results(n, [&](int64_t i) {
+    called.push_back(i);
+    return results_of(i);
+  });
+  for (int64_t i : called) EXPECT_EQ(i % world_size(), rank()) << "image " << i << " computed on rank " << rank();
+  EXPECT_EQ(static_cast<int64_t>(called.size()), (n - rank() + world_size() - 1) / world_size());
+  std::vector<CocoResult> want;
+  for (int64_t i = 0; i < n; ++i)
+    for (const CocoResult& c : results_of(i)) want.push_back(c);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < want.size(); ++k) {
+    EXPECT_EQ(got[k].image_id, want[k].image_id) << k;
+    EXPECT_EQ(got[k].category_id, want[k].category_id) << k;
+    EXPECT_EQ(got[k].score, want[k].score) << k;
+    EXPECT_EQ(got[k].bbox, want[k].bbox) << k;
+    EXPECT_EQ(got[k].has_segmentation, want[k].has_segmentation) << k;
+    EXPECT_EQ(got[k].rle, want[k].rle) << k;
+    EXPECT_EQ(got[k].height * 1000 + got[k].width, want[k].height * 1000 + want[k].width) << k;
+  }
 }
 
 // K steps of U-Net training with SGD: every rank trains on its share of each global batch under
