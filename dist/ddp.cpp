@@ -38,9 +38,12 @@ DistributedDataParallel::DistributedDataParallel(Module& module, DDPOptions opts
              "DistributedDataParallel: rank ", r, "'s model differs from rank 0's (", all[static_cast<size_t>(2 * r + 1)],
              " parameters against ", all[1], ", or other names, shapes or dtypes): every rank must build the same model");
   // Rank 0's values everywhere, in state_dict order (the same on every rank).
-  for (auto& [name, t] : module.state_dict()) {
-    TS_CHECK(t.device().is_cpu(), "DistributedDataParallel: ", name, " is on ", t.device(),
-             "; CUDA models need the NCCL backend, which is not built yet");
+  // (Host tensors go over MPI, GPU tensors over NCCL: dist::broadcast picks by device.)
+  const NamedTensors state = module.state_dict();
+  const Device device = state.empty() ? Device("cpu") : state.front().second.device();
+  for (auto& [name, t] : state) {
+    TS_CHECK(t.device() == device, "DistributedDataParallel: ", name, " is on ", t.device(), " and ", state.front().first,
+             " on ", device, ": a replica lives on one device");
     Tensor value = t.detach();
     broadcast(value, 0);
   }
@@ -66,7 +69,7 @@ DistributedDataParallel::DistributedDataParallel(Module& module, DDPOptions opts
   for (Bucket& b : buckets_) {
     int64_t n = 0;
     for (size_t p : b.params) n += params_[p].numel();
-    b.flat = zeros({n}, options(dtype, kCPU));
+    b.flat = zeros({n}, options(dtype, device));
   }
   got_gradient_.assign(params_.size(), false);
   for (size_t p = 0; p < params_.size(); ++p)

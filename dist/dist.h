@@ -32,7 +32,11 @@ bool is_main();    // rank() == 0: the one that prints and writes files
 
 enum class ReduceOp { Sum, Avg, Max };
 
-// In place on every rank; `t` contiguous, on the CPU, float32/float64/int64/int32.
+// Tensors in host memory go through MPI; tensors on a GPU through NCCL (libnccl.so.2, loaded on the
+// first collective on a GPU tensor; its communicator is made once, from an id that rank 0 creates
+// and broadcasts over MPI), one GPU per rank, ordered on the tensor's stream.
+//
+// In place on every rank; `t` contiguous, float32/float64/int64/int32/uint8.
 void all_reduce(Tensor& t, ReduceOp op = ReduceOp::Sum);
 // Root's values to every rank, in place.
 void broadcast(Tensor& t, int root = 0);
@@ -42,18 +46,24 @@ void barrier();
 // Every rank's bytes (any length, also none), in rank order, on every rank.
 std::vector<std::string> all_gather_bytes(const std::string& mine);
 
-// A sum all-reduce in flight (MPI_Iallreduce): wait() completes it. Ranks must start them in the
-// same order.
+// A sum all-reduce in flight (MPI_Iallreduce on the CPU; on CUDA, NCCL on a communication stream
+// that waits for the tensor's stream): wait() completes it (on CUDA: the tensor's stream waits for
+// it, the host does not). Ranks must start them in the same order; `t` must live until wait().
 class Work {
  public:
+  struct Pending {
+    virtual ~Pending() = default;
+    virtual void wait() = 0;
+    virtual bool done() = 0;  // lets the transfer progress; true once complete
+  };
   Work() = default;
-  explicit Work(std::shared_ptr<void> request) : request_(std::move(request)) {}
+  explicit Work(std::shared_ptr<Pending> pending) : pending_(std::move(pending)) {}
   void wait();
-  // Lets MPI progress the transfer (MPI_Test); true once it is complete.
+  // True once the transfer is complete (MPI_Test / cudaEventQuery).
   bool test();
 
  private:
-  std::shared_ptr<void> request_;
+  std::shared_ptr<Pending> pending_;
 };
 Work all_reduce_sum_async(Tensor& t);
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "autograd/ops.h"
+#include "dist/nccl.h"
 
 #if TESSERA_HAS_MPI
 #include <mpi.h>
@@ -24,11 +25,11 @@ World& world() {
   return w;
 }
 
-void check_tensor(const char* op, const Tensor& t) {
+// True for a GPU tensor (NCCL's); checks a host one for MPI.
+bool on_gpu(const char* op, const Tensor& t) {
   TS_CHECK(t.defined(), op, ": the tensor is undefined");
-  TS_CHECK(t.device().is_cpu(), op, ": tensors on ", t.device(),
-           " are not supported yet (MPI moves host memory; copy to the CPU first)");
   TS_CHECK(t.is_contiguous(), op, ": the tensor must be contiguous");
+  return t.device().is_cuda();
 }
 
 #if TESSERA_HAS_MPI
@@ -96,6 +97,7 @@ void init() {
 void finalize() {
   World& w = world();
   if (!w.initialized) return;
+  nccl::shutdown(false);
 #if TESSERA_HAS_MPI
   int done = 0;
   MPI_Finalized(&done);
@@ -111,7 +113,7 @@ int local_rank() { return world().local_rank; }
 bool is_main() { return world().rank == 0; }
 
 void all_reduce(Tensor& t, ReduceOp op) {
-  check_tensor("all_reduce", t);
+  if (on_gpu("all_reduce", t)) return nccl::all_reduce(t, op);
 #if TESSERA_HAS_MPI
   require_init("all_reduce");
   if (world().size > 1) {
@@ -128,8 +130,9 @@ void all_reduce(Tensor& t, ReduceOp op) {
 }
 
 void broadcast(Tensor& t, int root) {
-  check_tensor("broadcast", t);
+  const bool gpu = on_gpu("broadcast", t);
   TS_CHECK(root >= 0 && root < world_size(), "broadcast: root ", root, " is not a rank of a world of ", world_size());
+  if (gpu) return nccl::broadcast(t, root);
 #if TESSERA_HAS_MPI
   require_init("broadcast");
   if (world().size > 1)
@@ -141,10 +144,13 @@ void broadcast(Tensor& t, int root) {
 Tensor all_gather(const Tensor& t_in) {
   TS_CHECK(t_in.defined(), "all_gather: the tensor is undefined");
   Tensor t = t_in.contiguous();
-  check_tensor("all_gather", t);
   Shape shape = t.shape();
   shape.insert(shape.begin(), world_size());
-  Tensor out = empty(shape, options(t.dtype(), kCPU));
+  Tensor out = empty(shape, options(t.dtype(), t.device()));
+  if (on_gpu("all_gather", t)) {
+    nccl::all_gather(t, out);
+    return out;
+  }
 #if TESSERA_HAS_MPI
   require_init("all_gather");
   if (world().size > 1) {
@@ -177,39 +183,43 @@ void barrier() {
 #endif
 }
 
+#if TESSERA_HAS_MPI
+namespace {
+struct MpiPending final : Work::Pending {
+  MPI_Request request = MPI_REQUEST_NULL;
+  void wait() override { check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait"); }
+  bool done() override {
+    int flag = 0;
+    check_mpi(MPI_Test(&request, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+    return flag != 0;
+  }
+};
+}  // namespace
+#endif
+
 Work all_reduce_sum_async(Tensor& t) {
-  check_tensor("all_reduce_sum_async", t);
+  if (on_gpu("all_reduce_sum_async", t)) return nccl::all_reduce_sum_async(t);
 #if TESSERA_HAS_MPI
   require_init("all_reduce_sum_async");
   if (world().size > 1) {
-    auto request = std::shared_ptr<MPI_Request>(new MPI_Request(MPI_REQUEST_NULL));
+    auto pending = std::make_shared<MpiPending>();
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()),
-                             mpi_type(t.dtype(), "all_reduce_sum_async"), MPI_SUM, MPI_COMM_WORLD, request.get()),
+                             mpi_type(t.dtype(), "all_reduce_sum_async"), MPI_SUM, MPI_COMM_WORLD, &pending->request),
               "MPI_Iallreduce");
-    return Work(std::static_pointer_cast<void>(request));
+    return Work(pending);
   }
 #endif
   return Work();
 }
 
 void Work::wait() {
-#if TESSERA_HAS_MPI
-  if (request_) {
-    check_mpi(MPI_Wait(static_cast<MPI_Request*>(request_.get()), MPI_STATUS_IGNORE), "MPI_Wait");
-  }
-#endif
-  request_.reset();
+  if (pending_) pending_->wait();
+  pending_.reset();
 }
 
 bool Work::test() {
-#if TESSERA_HAS_MPI
-  if (request_) {
-    int done = 0;
-    check_mpi(MPI_Test(static_cast<MPI_Request*>(request_.get()), &done, MPI_STATUS_IGNORE), "MPI_Test");
-    if (done) request_.reset();
-  }
-#endif
-  return request_ == nullptr;
+  if (pending_ && pending_->done()) pending_.reset();
+  return pending_ == nullptr;
 }
 
 void abort(const std::string& why) {

@@ -93,6 +93,16 @@ World join_world() {
   return w;
 }
 
+Device rank_device(const std::string& spec, const World& world, const std::string& program) {
+  Device dev(spec);
+  if (!dev.is_cuda()) return dev;
+  TS_CHECK(cuda::is_available(), program, ": --device ", spec, " but CUDA is unavailable: ", cuda::unavailable_reason());
+  if (world.size > 1 && spec == "cuda") dev = Device(DeviceType::CUDA, dist::local_rank());
+  TS_CHECK(dev.index < cuda::device_count(), program, ": rank ", world.rank, " would use cuda:", dev.index, ", but this machine has ",
+           cuda::device_count(), " GPU(s); start at most that many ranks per machine");
+  return dev;
+}
+
 int fail(const std::string& what) {
   if (dist::is_initialized() && dist::world_size() > 1) dist::abort("error: " + what);
   std::fprintf(stderr, "error: %s\n", what.c_str());

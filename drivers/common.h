@@ -43,6 +43,10 @@ struct World {
   bool main() const { return rank == 0; }  // the rank that prints and writes files
 };
 World join_world();
+// This rank's device from --device: "cuda" under mpirun with several ranks is cuda:<local rank>
+// (one GPU per rank, the NCCL rule); "cuda:N" is taken as given; an Error when CUDA is missing or
+// the machine has fewer GPUs than ranks on it. `program` names the driver in the message.
+Device rank_device(const std::string& spec, const World& world, const std::string& program);
 // main()'s error path: "error: <what>" and exit code 1; under mpirun every rank is stopped at once
 // (MPI_Abort), with this rank named, instead of the others waiting for it.
 int fail(const std::string& what);

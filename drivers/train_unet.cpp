@@ -150,10 +150,7 @@ int run(int argc, char** argv) {
   args.parse(argc, argv);
   if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
   const driver::World world = driver::join_world();
-  const Device dev(args.str("device"));
-  TS_CHECK(!dev.is_cuda() || cuda::is_available(), "train_unet: --device ", dev, " but CUDA is unavailable: ", cuda::unavailable_reason());
-  TS_CHECK(!(dev.is_cuda() && world.size > 1), "train_unet: ", world.size, " ranks with --device cuda need the NCCL backend, "
-           "which is not built yet; run several ranks on the CPU, or one on the GPU");
+  const Device dev = driver::rank_device(args.str("device"), world, "train_unet");
   const uint64_t seed = static_cast<uint64_t>(args.integer("seed"));
   manual_seed(seed);
 

@@ -2,6 +2,8 @@
 // without a usable device (and fails instead under TESSERA_REQUIRE_CUDA=1).
 #include <functional>
 
+#include "dist/ddp.h"
+#include "dist/dist.h"
 #include "test_helpers.h"
 
 namespace tessera {
@@ -127,6 +129,52 @@ TEST(CudaAutograd, TrainingStepOnTheDeviceMatchesTheCpu) {
   loss(x_cpu, w_cpu).backward();
   loss(x_gpu, w_gpu).backward();
   EXPECT_TRUE(test::close(w_gpu.grad().cpu(), w_cpu.grad(), 1e-5, 1e-4));
+}
+
+// tessera::dist on GPU tensors goes through NCCL (loaded on first use). One process here is a world
+// of one, so every collective must give back its input unchanged: this checks the plumbing (the
+// library loads, the communicator is made, dtypes, in-place, the side stream and its events, DDP's
+// buckets on the device); the sums across ranks are the CPU (MPI) tests' and the multi-GPU run's.
+TEST(DistCuda, CollectivesAndDdpOnOneRankThroughNccl) {
+  TS_SKIP_WITHOUT_CUDA();
+  dist::init();
+  ASSERT_EQ(dist::world_size(), 1) << "run this test outside mpirun";
+  const Tensor x = randn({1000}), n = randint(-9, 9, {37}, kInt64);
+  for (dist::ReduceOp op : {dist::ReduceOp::Sum, dist::ReduceOp::Avg, dist::ReduceOp::Max}) {
+    Tensor g = x.cuda();
+    dist::all_reduce(g, op);
+    EXPECT_TRUE(test::equal(g.cpu(), x));
+  }
+  Tensor gi = n.cuda();
+  dist::all_reduce(gi);
+  EXPECT_TRUE(test::equal(gi.cpu(), n));
+  Tensor b = x.to(kFloat64).cuda();
+  dist::broadcast(b, 0);
+  EXPECT_TRUE(test::equal(b.cpu(), x.to(kFloat64)));
+  const Tensor gathered = dist::all_gather(n.cuda());
+  EXPECT_TRUE(gathered.is_cuda());
+  EXPECT_TRUE(test::equal(gathered.cpu(), n.unsqueeze(0)));
+  Tensor a = x.cuda();
+  dist::Work w = dist::all_reduce_sum_async(a);
+  w.wait();  // the tensor's stream waits; the copy to the host below is ordered after it
+  EXPECT_TRUE(test::equal(a.cpu(), x));
+  EXPECT_TRUE(w.test());
+  Tensor strided = randn({4, 6}).cuda().t();
+  EXPECT_THROW(dist::all_reduce(strided), Error);  // NCCL needs contiguous memory
+
+  // DDP on the device: the averaged gradients of a world of one are the gradients.
+  manual_seed(5);
+  Linear plain(16, 8), wrapped(16, 8);
+  for (size_t k = 0; k < plain.parameters().size(); ++k) wrapped.parameters()[k].detach().copy_(plain.parameters()[k].detach());
+  plain.to(Device("cuda"));
+  wrapped.to(Device("cuda"));
+  dist::DistributedDataParallel ddp(wrapped, dist::DDPOptions{256});  // several buckets
+  const Tensor in = randn({4, 16}).cuda();
+  sum(mul(plain.forward(in), plain.forward(in))).backward();
+  sum(mul(wrapped.forward(in), wrapped.forward(in))).backward();
+  for (size_t k = 0; k < plain.parameters().size(); ++k)
+    EXPECT_TRUE(test::equal(wrapped.parameters()[k].grad().cpu(), plain.parameters()[k].grad().cpu())) << "parameter " << k;
+  dist::finalize();
 }
 
 }  // namespace
