@@ -19,6 +19,7 @@
 #include "data/synthetic.h"
 #include "drivers/common.h"
 #include "eval/coco_eval.h"
+#include "eval/segmentation.h"
 #include "optim/checkpoint.h"
 #include "tessera.h"
 #include "tests/test_helpers.h"
@@ -150,6 +151,43 @@ TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
   Tensor expect = argmax(logits, 1).squeeze(0).to(kFloat32);
   EXPECT_EQ(max(abs(sub(labels, expect))).item<float>(), 0.0f);
 
+  // Many images: a folder (two more of this size, one of another) in batches of two; the outputs
+  // are the single-image run's, the instances in results.json are the label image's connected
+  // components, and images.json lists every input.
+  const fs::path folder = dir / "many";
+  fs::create_directories(folder);
+  fs::copy_file(image, folder / "a_cells.png");
+  write_png((folder / "b.png").string(), SyntheticCells(1, 8, 70, 83).get(0).image);
+  write_png((folder / "c.png").string(), SyntheticCells(1, 9, 70, 83).get(0).image);
+  write_png((folder / "d_small.png").string(), SyntheticCells(1, 10, 64, 75).get(0).image);
+  std::ofstream(folder / "notes.txt") << "not an image";
+  const fs::path many = dir / "pred_many";
+  r = run(kPredict + " unet --threads 1 --batch 2 --model " + quoted(dir / "fresh.safetensors") + " --out " + quoted(many) + " " +
+              quoted(folder),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("[4/4]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("img/s"), std::string::npos) << r.output;
+  EXPECT_TRUE(test::equal(read_image((many / "a_cells_labels.png").string()), read_image((pred / "cells_labels.png").string())));
+  const auto listed = nlohmann::json::parse(std::ifstream(many / "images.json"))["images"];
+  ASSERT_EQ(listed.size(), 4u);
+  EXPECT_EQ(listed[3]["height"].get<int64_t>(), 64);
+  EXPECT_EQ(listed[3]["width"].get<int64_t>(), 75);
+  const std::vector<CocoResult> instances = load_coco_results((many / "results.json").string());
+  EXPECT_FALSE(instances.empty()) << "no foreground predicted: the instance check would test nothing";
+  for (int64_t id = 1; id <= 4; ++id) {
+    const std::string stem = listed[static_cast<size_t>(id - 1)]["file_name"].get<std::string>();
+    const Tensor lab = read_image((many / (fs::path(stem).stem().string() + "_labels.png")).string()).select(0, 0);
+    int64_t components = 0;
+    connected_components(gt(lab, 0.0), &components);  // two classes: the foreground's components
+    int64_t listed_here = 0;
+    for (const CocoResult& c : instances) listed_here += c.image_id == id;
+    EXPECT_EQ(listed_here, components) << stem;
+  }
+  r = run(kPredict + " unet --model " + quoted(dir / "fresh.safetensors") + " --out " + quoted(many) + " " + quoted(dir / "nothing*.png"), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("no file matches"), std::string::npos) << r.output;
+
   // Resume continues from the saved step and appends to the metrics.
   r = run(kTrain + kSmallRun + " --iters 8 --out " + quoted(out) + " --resume " + quoted(out / "checkpoint.safetensors"), dir);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -223,6 +261,19 @@ TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   }
   EXPECT_FALSE(results.empty());
   for (const auto& [id, n] : per_image) EXPECT_LE(n, 5) << "image " << id;  // --detections-per-image 5
+  // The same images as a pattern, two per forward pass: images of one size need no padding, so each
+  // image's detections are the single-image run's.
+  r = run(kPredict + " maskrcnn --threads 1 --batch 2 --score-threshold 0.0 --detections-per-image 5 --model " +
+              quoted(out / "model.safetensors") + " --out " + quoted(dir / "pred_batched") + " " + quoted(dir / "held*.png"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("[3/3]"), std::string::npos) << r.output;
+  const std::vector<CocoResult> batched = load_coco_results((dir / "pred_batched" / "results.json").string());
+  ASSERT_EQ(batched.size(), results.size());
+  for (size_t k = 0; k < results.size(); ++k) {
+    EXPECT_EQ(batched[k].image_id, results[k].image_id) << k;
+    EXPECT_NEAR(batched[k].score, results[k].score, 1e-4) << k;
+  }
   r = run(kEvaluate + " --gt " + quoted(out / "eval_ground_truth.json") + " --results " + quoted(pred / "results.json") +
               " --out " + quoted(dir / "ap.json"),
           dir);

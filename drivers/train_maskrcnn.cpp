@@ -184,7 +184,7 @@ int run(int argc, char** argv) {
     TS_CHECK(gt->size() == val_ds->size(), "internal: the evaluation ground truth has ", gt->size(), " images, the set ", val_ds->size());
     for (int64_t i = 0; i < gt->size(); ++i) val_ids.data<int64_t>()[i] = gt->image(i).id;
   }
-  dist::broadcast(val_ids, 0);
+  if (world.distributed) dist::broadcast(val_ids, 0);
   const std::vector<int64_t> image_ids = val_ids.to_vector<int64_t>();
 
   // ---- model and optimiser
