@@ -1,4 +1,5 @@
-// safetensors files (https://github.com/huggingface/safetensors): F32, F64, I64, I32, U8, BOOL.
+// safetensors files (https://github.com/huggingface/safetensors): F32, F64, I64, I32, U8, BOOL; F16
+// and BF16 (the usual distribution formats) are read too, widened exactly to float32 on load.
 // A u64 little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, the bytes.
 #pragma once
 

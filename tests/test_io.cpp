@@ -2,9 +2,11 @@
 // values; round trips; and every malformed-file case is an Error naming the file, never a crash.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "test_helpers.h"
 
@@ -163,6 +165,42 @@ TEST(Safetensors, FileWrittenByThePythonPackageLoads) {
   EXPECT_EQ(f.tensors.at("flags").to_vector<bool>(), (std::vector<bool>{true, false}));
 }
 
+// F16 and BF16 written by safetensors' torch API (scripts/make_safetensors_fixture.py): float32 on
+// load, exactly, with subnormals, infinities, NaN and signed zeros; and into a model.
+TEST(Safetensors, HalfPrecisionFilesLoadAsFloat32) {
+  SafetensorsFile f = load_safetensors(data_path("safetensors/half_written.safetensors"));
+  ASSERT_EQ(f.tensors.size(), 4u);
+  for (const auto& [name, t] : f.tensors) EXPECT_EQ(t.dtype(), kFloat32) << name;
+  const Tensor w = f.tensors.at("conv.weight");
+  EXPECT_EQ(w.shape(), (Shape{2, 3, 2, 2}));
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(w.to_vector<float>()[static_cast<size_t>(i)], i / 8.0f - 1.5f) << i;
+  EXPECT_EQ(f.tensors.at("conv.bias").to_vector<float>(), (std::vector<float>{-0.25f, 0.5f}));
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> f16 = f.tensors.at("f16_specials").to_vector<float>();
+  const std::vector<float> want16 = {65504.f, -65504.f, std::ldexp(1.f, -24), -std::ldexp(1.f, -24), std::ldexp(1.f, -14),
+                                     1023 * std::ldexp(1.f, -24), -0.f, inf, -inf};
+  ASSERT_EQ(f16.size(), want16.size() + 1);
+  for (size_t i = 0; i < want16.size(); ++i) {
+    EXPECT_EQ(f16[i], want16[i]) << i;
+    EXPECT_EQ(std::signbit(f16[i]), std::signbit(want16[i])) << i;
+  }
+  EXPECT_TRUE(std::isnan(f16.back()));
+  const std::vector<float> bf = f.tensors.at("bf16_specials").to_vector<float>();
+  const std::vector<float> want_bf = {1.5f * std::ldexp(1.f, 127), -std::ldexp(1.f, -133), std::ldexp(1.f, -126), 1.f + std::ldexp(1.f, -7),
+                                      -0.f, inf};
+  ASSERT_EQ(bf.size(), want_bf.size() + 1);
+  for (size_t i = 0; i < want_bf.size(); ++i) {
+    EXPECT_EQ(bf[i], want_bf[i]) << i;
+    EXPECT_EQ(std::signbit(bf[i]), std::signbit(want_bf[i])) << i;
+  }
+  EXPECT_TRUE(std::isnan(bf.back()));
+  // A model takes them like any float32 state.
+  Conv2d conv(3, 2, 2);
+  conv.load_state_dict({{"weight", f.tensors.at("conv.weight")}, {"bias", f.tensors.at("conv.bias")}});
+  EXPECT_TRUE(test::equal(conv.weight.detach(), w));
+  EXPECT_EQ(conv.bias.detach().to_vector<float>(), (std::vector<float>{-0.25f, 0.5f}));
+}
+
 TEST(Safetensors, RoundTrip) {
   std::map<std::string, Tensor> ts = {{"a.weight", randn({3, 4})}, {"a.bias", randn({4}, kFloat64)},
                                       {"steps", scalar_tensor(12, kInt64)}, {"ids", randint(0, 9, {5}, kInt32)},
@@ -205,8 +243,15 @@ TEST(Safetensors, MalformedFilesAreRejectedWithTheirReason) {
                   "outside");
   expect_rejected(load, write_bytes("size_mismatch.safetensors", safetensors_blob(entry("F32", "[3]", "[0,8]"), f32x2)),
                   "cover");
-  expect_rejected(load, write_bytes("f16.safetensors", safetensors_blob(entry("F16", "[4]", "[0,8]"), f32x2)),
+  expect_rejected(load, write_bytes("f8.safetensors", safetensors_blob(entry("F8_E4M3", "[8]", "[0,8]"), f32x2)),
                   "unsupported dtype");
+  // Half precision: two bytes an element, counted as stored (not as the float32 it becomes).
+  expect_rejected(load, write_bytes("f16_size.safetensors", safetensors_blob(entry("F16", "[2]", "[0,8]"), f32x2)),
+                  "(4 bytes) but data_offsets cover 8");
+  expect_rejected(load, write_bytes("bf16_size.safetensors", safetensors_blob(entry("BF16", "[8]", "[0,8]"), f32x2)),
+                  "(16 bytes) but data_offsets cover 8");
+  EXPECT_EQ(load_safetensors(write_bytes("f16_ok.safetensors", safetensors_blob(entry("F16", "[4]", "[0,8]"), f32x2)))
+                .tensors.at("t").dtype(), kFloat32);
   expect_rejected(load, write_bytes("neg_shape.safetensors", safetensors_blob(entry("F32", "[-2]", "[0,8]"), f32x2)),
                   "non-negative");
   expect_rejected(load, write_bytes("huge_shape.safetensors",
