@@ -28,6 +28,25 @@ struct Scale2 {
   Scale2(double h_, double w_) : h(h_), w(w_) {}
 };
 
+// An optional pair that also takes a brace pair or a number: max_pool2d(x, 3, {2, 1}),
+// max_pool2d(x, 2, 2), max_pool2d(x, 2) (no stride: the op's default). std::optional<Int2> alone
+// rejects {2, 1}.
+template <class Pair, class V>
+struct Optional2 {
+  std::optional<Pair> value;
+  Optional2() = default;
+  Optional2(std::nullopt_t) {}                                  // NOLINT
+  Optional2(V v) : value(Pair(v)) {}                            // NOLINT
+  Optional2(V h, V w) : value(Pair(h, w)) {}                    // NOLINT
+  Optional2(Pair p) : value(p) {}                               // NOLINT
+  Optional2(std::optional<Pair> p) : value(std::move(p)) {}     // NOLINT
+  bool has_value() const { return value.has_value(); }
+  const Pair& operator*() const { return *value; }
+  Pair value_or(Pair fallback) const { return value.value_or(fallback); }
+};
+using OptionalInt2 = Optional2<Int2, int64_t>;
+using OptionalScale2 = Optional2<Scale2, double>;
+
 // ---- type promotion (PyTorch's result_type for two tensors / a tensor and a number)
 DType result_type(const Tensor& a, const Tensor& b);
 DType result_type(const Tensor& a, double scalar);
@@ -132,10 +151,10 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
                         Int2 padding = 0, Int2 output_padding = 0, int64_t groups = 1, Int2 dilation = 1);
 
 // ---- pooling (NCHW or CHW). stride defaults to the kernel size, as torch.nn.functional.max_pool2d.
-Tensor max_pool2d(const Tensor& x, Int2 kernel_size, std::optional<Int2> stride = std::nullopt, Int2 padding = 0,
+Tensor max_pool2d(const Tensor& x, Int2 kernel_size, OptionalInt2 stride = std::nullopt, Int2 padding = 0,
                   Int2 dilation = 1, bool ceil_mode = false);
 // (values, int64 indices into each input plane flattened as h * W + w)
-std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Int2 kernel_size, std::optional<Int2> stride = std::nullopt,
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Int2 kernel_size, OptionalInt2 stride = std::nullopt,
                                                   Int2 padding = 0, Int2 dilation = 1, bool ceil_mode = false);
 
 // ---- normalisation (x: [N, C, *])
@@ -161,9 +180,11 @@ Tensor frozen_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bi
 // scale_factor (not both). With scale_factor the output is floor(in * scale) and, as PyTorch, the
 // source positions use 1/scale unless recompute_scale_factor. align_corners: bilinear only
 // (default false).
-Tensor interpolate(const Tensor& x, std::optional<Int2> size, std::optional<Scale2> scale_factor = std::nullopt,
+Tensor interpolate(const Tensor& x, OptionalInt2 size, OptionalScale2 scale_factor = std::nullopt,
                    const std::string& mode = "nearest", std::optional<bool> align_corners = std::nullopt,
                    bool recompute_scale_factor = false);
+// To a size with a mode, no placeholder for the scale: interpolate(x, {64, 64}, "bilinear").
+Tensor interpolate(const Tensor& x, Int2 size, const std::string& mode, std::optional<bool> align_corners = std::nullopt);
 // torch.nn.functional.pad over the last one or two dims: pads = {left, right} or
 // {left, right, top, bottom}; mode "constant" (pads may be negative: cropping) or "reflect".
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, const std::string& mode = "constant", double value = 0.0);

@@ -63,13 +63,13 @@ std::pair<Tensor, Tensor> max_pool2d_impl(const Tensor& x_in, Int2 kernel, std::
 
 }  // namespace
 
-std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Int2 kernel, std::optional<Int2> stride, Int2 padding,
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Int2 kernel, OptionalInt2 stride, Int2 padding,
                                                   Int2 dilation, bool ceil_mode) {
-  return max_pool2d_impl(x, kernel, stride, padding, dilation, ceil_mode, true);
+  return max_pool2d_impl(x, kernel, stride.value, padding, dilation, ceil_mode, true);
 }
 
-Tensor max_pool2d(const Tensor& x, Int2 kernel, std::optional<Int2> stride, Int2 padding, Int2 dilation, bool ceil_mode) {
-  return max_pool2d_impl(x, kernel, stride, padding, dilation, ceil_mode, false).first;
+Tensor max_pool2d(const Tensor& x, Int2 kernel, OptionalInt2 stride, Int2 padding, Int2 dilation, bool ceil_mode) {
+  return max_pool2d_impl(x, kernel, stride.value, padding, dilation, ceil_mode, false).first;
 }
 
 }  // namespace tessera

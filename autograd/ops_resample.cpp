@@ -7,8 +7,14 @@
 
 namespace tessera {
 
-Tensor interpolate(const Tensor& x_in, std::optional<Int2> size, std::optional<Scale2> scale_factor, const std::string& mode,
+Tensor interpolate(const Tensor& x, Int2 size, const std::string& mode, std::optional<bool> align_corners) {
+  return interpolate(x, OptionalInt2(size), std::nullopt, mode, align_corners);
+}
+
+Tensor interpolate(const Tensor& x_in, OptionalInt2 size_in, OptionalScale2 scale_in, const std::string& mode,
                    std::optional<bool> align_corners, bool recompute_scale_factor) {
+  const std::optional<Int2> size = size_in.value;
+  const std::optional<Scale2> scale_factor = scale_in.value;
   TS_CHECK(x_in.defined(), "interpolate: the input is undefined");
   TS_CHECK(x_in.dim() == 4, "interpolate: expected a 4-D input [N, C, H, W], got shape ", shape_str(x_in.shape()));
   detail::check_floating("interpolate", x_in);

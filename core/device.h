@@ -19,6 +19,9 @@ struct Device {
   Device(const std::string& spec);  // NOLINT: implicit on purpose, as in torch.device("cuda:0")
   Device(const char* spec) : Device(std::string(spec)) {}
 
+  static constexpr Device cpu() { return Device(DeviceType::CPU, 0); }
+  static constexpr Device cuda(int index = 0) { return Device(DeviceType::CUDA, index); }
+
   bool is_cpu() const { return type == DeviceType::CPU; }
   bool is_cuda() const { return type == DeviceType::CUDA; }
   std::string str() const;

@@ -79,12 +79,12 @@ class ReLU : public Module {
 
 class MaxPool2d : public Module {
  public:
-  explicit MaxPool2d(Int2 kernel_size, std::optional<Int2> stride = std::nullopt, Int2 padding = 0, Int2 dilation = 1,
+  explicit MaxPool2d(Int2 kernel_size, OptionalInt2 stride = std::nullopt, Int2 padding = 0, Int2 dilation = 1,
                      bool ceil_mode = false)
       : kernel_size(kernel_size), stride(stride), padding(padding), dilation(dilation), ceil_mode(ceil_mode) {}
   Tensor forward(const Tensor& x) override { return max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode); }
   Int2 kernel_size;
-  std::optional<Int2> stride;
+  OptionalInt2 stride;
   Int2 padding, dilation;
   bool ceil_mode;
 };

@@ -89,7 +89,12 @@ std::map<std::string, Tensor> Module::state_dict_map() const {
   return m;
 }
 
-LoadResult Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
+StateDictInput::StateDictInput(const NamedTensors& list) {
+  for (const auto& [name, t] : list) TS_CHECK(entries.emplace(name, t).second, "load_state_dict: '", name, "' is given twice");
+}
+
+LoadResult Module::load_state_dict(const StateDictInput& input, bool strict) {
+  const std::map<std::string, Tensor>& state = input.entries;
   std::vector<std::pair<std::string, Tensor*>> slots;
   collect_slots("", slots);
   LoadResult result;

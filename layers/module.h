@@ -7,6 +7,7 @@
 // holds valid, as PyTorch's param.copy_ does).
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,15 @@ struct LoadResult {
   std::vector<std::string> missing_keys;
   std::vector<std::string> unexpected_keys;
   bool ok() const { return missing_keys.empty() && unexpected_keys.empty(); }
+};
+
+// What load_state_dict() accepts: a map by name, state_dict()'s list (a name given twice is an
+// Error), or a braced list of {name, tensor}.
+struct StateDictInput {
+  std::map<std::string, Tensor> entries;
+  StateDictInput(std::map<std::string, Tensor> by_name) : entries(std::move(by_name)) {}  // NOLINT
+  StateDictInput(const NamedTensors& list);                                                // NOLINT
+  StateDictInput(std::initializer_list<std::pair<const std::string, Tensor>> list) : entries(list) {}
 };
 
 class Module {
@@ -45,7 +55,8 @@ class Module {
   std::map<std::string, Tensor> state_dict_map() const;
   // Copies values in place (converting dtype, moving devices). Shape mismatches are an Error
   // either way; missing or unexpected keys are an Error when strict, else reported.
-  LoadResult load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
+  // Takes what state_dict() or state_dict_map() return, or {{"weight", w}, ...}.
+  LoadResult load_state_dict(const StateDictInput& state, bool strict = true);
 
   virtual void train(bool on = true);
   void eval() { train(false); }

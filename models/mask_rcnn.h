@@ -52,6 +52,7 @@ class MaskRCNN : public Module {
   const MaskRCNNOptions& options() const { return opts_; }
   BackboneWithFPN& backbone() { return *backbone_; }
   RegionProposalNetwork& rpn() { return *rpn_; }
+  RoIHeads& roi_heads() { return *roi_heads_; }
 
  private:
   // Normalise + resize (targets too) + batch.

@@ -179,4 +179,22 @@ Tensor ResNet::forward(const Tensor& x) {
   return fc_->forward(mean(c5, {2, 3}));
 }
 
+namespace {
+std::shared_ptr<ResNet> classifier(int64_t depth, int64_t num_classes, Generator* gen) {
+  TS_CHECK(num_classes > 0, "resnet", depth, ": num_classes must be positive, got ", num_classes);
+  ResNetOptions o;
+  o.depth = depth;
+  o.frozen_batch_norm = false;
+  o.trainable_layers = 5;
+  o.num_classes = num_classes;
+  return std::make_shared<ResNet>(o, gen);
+}
+}  // namespace
+
+std::shared_ptr<ResNet> resnet18(int64_t num_classes, Generator* gen) { return classifier(18, num_classes, gen); }
+std::shared_ptr<ResNet> resnet34(int64_t num_classes, Generator* gen) { return classifier(34, num_classes, gen); }
+std::shared_ptr<ResNet> resnet50(int64_t num_classes, Generator* gen) { return classifier(50, num_classes, gen); }
+std::shared_ptr<ResNet> resnet101(int64_t num_classes, Generator* gen) { return classifier(101, num_classes, gen); }
+std::shared_ptr<ResNet> resnet152(int64_t num_classes, Generator* gen) { return classifier(152, num_classes, gen); }
+
 }  // namespace tessera

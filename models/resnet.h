@@ -45,4 +45,12 @@ class ResNet : public Module {
   std::shared_ptr<Linear> fc_;
 };
 
+// torchvision.models.resnet18() ... resnet152(): classification defaults (BatchNorm2d, all layers
+// trainable, avgpool + fc to num_classes = 1000 ImageNet classes), torchvision's parameter names.
+std::shared_ptr<ResNet> resnet18(int64_t num_classes = 1000, Generator* gen = nullptr);
+std::shared_ptr<ResNet> resnet34(int64_t num_classes = 1000, Generator* gen = nullptr);
+std::shared_ptr<ResNet> resnet50(int64_t num_classes = 1000, Generator* gen = nullptr);
+std::shared_ptr<ResNet> resnet101(int64_t num_classes = 1000, Generator* gen = nullptr);
+std::shared_ptr<ResNet> resnet152(int64_t num_classes = 1000, Generator* gen = nullptr);
+
 }  // namespace tessera

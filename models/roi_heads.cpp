@@ -83,17 +83,28 @@ Int2 largest_size(const std::vector<Int2>& sizes) {
 
 }  // namespace
 
+Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vector<Tensor>& boxes,
+                             const std::vector<Int2>& image_sizes, Int2 output_size, int64_t sampling_ratio) {
+  TS_CHECK(!features.empty(), "multi_scale_roi_align: no feature maps");
+  TS_CHECK(boxes.size() == image_sizes.size(), "multi_scale_roi_align: ", boxes.size(), " images' boxes but ", image_sizes.size(),
+           " image sizes");
+  TS_CHECK(static_cast<int64_t>(boxes.size()) == features.front().size(0), "multi_scale_roi_align: ", boxes.size(),
+           " images' boxes for a batch of ", features.front().size(0));
+  return multi_scale_roi_align(features, boxes_to_rois(boxes), infer_roi_scales(features, largest_size(image_sizes)), output_size,
+                               sampling_ratio);
+}
+
 Tensor RoIHeads::box_features(const std::vector<Tensor>& features, const std::vector<Tensor>& boxes,
                               const std::vector<Int2>& sizes) {
   const std::vector<Tensor> levels = pooled_levels(features);
-  Tensor pooled = multi_scale_roi_align(levels, boxes_to_rois(boxes), infer_roi_scales(levels, largest_size(sizes)), 7, 2);
+  Tensor pooled = multi_scale_roi_align(levels, boxes, sizes, 7, 2);
   Tensor x = relu(fc6_->forward(pooled.flatten(1)));
   return relu(fc7_->forward(x));
 }
 
 Tensor RoIHeads::mask_logits(const std::vector<Tensor>& features, const std::vector<Tensor>& boxes, const std::vector<Int2>& sizes) {
   const std::vector<Tensor> levels = pooled_levels(features);
-  Tensor x = multi_scale_roi_align(levels, boxes_to_rois(boxes), infer_roi_scales(levels, largest_size(sizes)), 14, 2);
+  Tensor x = multi_scale_roi_align(levels, boxes, sizes, 14, 2);
   for (auto& conv : mask_convs_) x = conv->forward_relu(x);
   x = relu(conv5_mask_->forward(x));
   return mask_fcn_logits_->forward(x);

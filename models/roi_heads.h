@@ -79,4 +79,11 @@ Tensor paste_masks_in_image(const Tensor& masks, const Tensor& boxes, Int2 image
 // [K, 5] rows (image index, x1, y1, x2, y2) from per-image boxes.
 Tensor boxes_to_rois(const std::vector<Tensor>& boxes);
 
+// torchvision.ops.MultiScaleRoIAlign in one call: FPN features (finest first, [N, C, h_l, w_l]),
+// each image's boxes [K_i, 4] (x1, y1, x2, y2 in the batch's image coordinates) and the images'
+// sizes before padding; the level scales are inferred from the largest size as torchvision does.
+// Returns [sum K_i, C, output_size] in the order of the boxes.
+Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vector<Tensor>& boxes,
+                             const std::vector<Int2>& image_sizes, Int2 output_size, int64_t sampling_ratio = 2);
+
 }  // namespace tessera

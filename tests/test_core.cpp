@@ -36,6 +36,14 @@ TEST(DType, ResultTypeFollowsPyTorch) {
   EXPECT_EQ(result_type(b, 3.0), kInt64);
 }
 
+TEST(Device, CpuAndCudaFactories) {
+  static_assert(Device::cpu().type == DeviceType::CPU && Device::cuda(2).index == 2);
+  EXPECT_EQ(Device::cpu(), Device("cpu"));
+  EXPECT_EQ(Device::cuda(), Device("cuda:0"));
+  EXPECT_EQ(Device::cuda(1), Device("cuda:1"));
+  EXPECT_NE(Device::cuda(1), Device::cuda(0));
+}
+
 TEST(Device, ParsesAndRejects) {
   EXPECT_TRUE(Device("cpu").is_cpu());
   EXPECT_EQ(Device("cuda").index, 0);

@@ -67,6 +67,18 @@ TEST(Module, ForwardAndEveryGradientMatchPyTorch) {
   EXPECT_TRUE(close(net.forward(x), fixture("small_net", "eval_logits"), 1e-5, 1e-5));
 }
 
+// state_dict() and load_state_dict() take the same type; a name given twice is an Error.
+TEST(Module, StateDictLoadsBackAsItIs) {
+  manual_seed(2);
+  Linear a(5, 3), b(5, 3);
+  EXPECT_TRUE(b.load_state_dict(a.state_dict()).ok());
+  EXPECT_TRUE(test::equal(b.weight.detach(), a.weight.detach()));
+  EXPECT_TRUE(test::equal(b.bias.detach(), a.bias.detach()));
+  NamedTensors twice = a.state_dict();
+  twice.push_back(twice.front());
+  EXPECT_THROW(b.load_state_dict(twice), Error);
+}
+
 TEST(Module, LoadStateDictReportsMissingUnexpectedAndMismatches) {
   SmallNet net;
   std::map<std::string, Tensor> sd = net.state_dict_map();

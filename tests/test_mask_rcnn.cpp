@@ -3,6 +3,12 @@
 // image without objects, bad input). Parity with torchvision is in tests/parity/.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
 #include "test_helpers.h"
 
 namespace tessera {
@@ -78,6 +84,31 @@ TEST(Sampler, CountsFractionAndDeterminism) {
   auto [pos4, neg4] = BalancedPositiveNegativeSampler(256, 0.5)(labels, &g1);
   EXPECT_EQ(sum(pos4.to(kInt64)).item<int64_t>(), 30);
   EXPECT_EQ(sum(neg4.to(kInt64)).item<int64_t>(), 200);
+}
+
+// resnet18() ... resnet152() build torchvision's classifiers: the same state_dict names, shapes
+// and order as torchvision.models.resnet<N>() (tests/data/torch/resnets.json, made by
+// scripts/make_resnet_fixture.py), BatchNorm2d, 1000 logits.
+TEST(ResNet, FactoriesMatchTorchvisionClassifiers) {
+  const auto fixture = nlohmann::json::parse(std::ifstream(test::data_path("torch/resnets.json")));
+  const std::vector<std::pair<int, std::shared_ptr<ResNet> (*)(int64_t, Generator*)>> factories = {
+      {18, resnet18}, {34, resnet34}, {50, resnet50}, {101, resnet101}, {152, resnet152}};
+  for (const auto& [depth, make] : factories) {
+    const std::shared_ptr<ResNet> net = make(1000, nullptr);
+    const NamedTensors state = net->state_dict();
+    const auto& want = fixture.at("resnet" + std::to_string(depth));
+    ASSERT_EQ(state.size(), want.size()) << "resnet" << depth;
+    for (size_t i = 0; i < state.size(); ++i) {
+      EXPECT_EQ(state[i].first, want[i][0].get<std::string>()) << "resnet" << depth << " entry " << i;
+      EXPECT_EQ(state[i].second.shape(), want[i][1].get<Shape>()) << state[i].first;
+    }
+    EXPECT_TRUE(net->is_training());
+  }
+  const std::shared_ptr<ResNet> small = resnet18(10);
+  small->eval();
+  NoGradGuard g;
+  EXPECT_EQ(small->forward(randn({2, 3, 64, 64})).shape(), (Shape{2, 10}));
+  EXPECT_THROW(resnet50(0), Error);
 }
 
 TEST(ResNet, StageShapesChannelsAndFrozenStages) {
@@ -222,6 +253,45 @@ MaskRCNNOptions small_options() {
   o.roi_heads.batch_size_per_image = 64;
   o.roi_heads.representation_size = 64;
   return o;
+}
+
+// The RoI heads are reachable from the model: the module registered as "roi_heads".
+TEST(MaskRCNN, RoIHeadsAccessorIsTheRegisteredModule) {
+  MaskRCNN net(small_options());
+  std::vector<std::string> want;
+  for (const auto& [name, t] : net.named_parameters())
+    if (name.rfind("roi_heads.", 0) == 0) want.push_back(name.substr(10));
+  std::vector<std::string> got;
+  for (const auto& [name, t] : net.roi_heads().named_parameters()) got.push_back(name);
+  EXPECT_FALSE(want.empty());
+  EXPECT_EQ(got, want);
+}
+
+// torchvision's MultiScaleRoIAlign in one call: each box is pooled from the level torchvision's
+// LevelMapper picks (floor(4 + log2(sqrt(area) / 224 + 1e-6)), clamped to 2..5) at 1 / 2^level.
+TEST(MaskRCNN, OneCallMultiScaleRoIAlignPoolsEachBoxFromItsLevel) {
+  manual_seed(4);
+  std::vector<Tensor> features;
+  for (int64_t level = 2; level <= 5; ++level) features.push_back(randn({2, 3, 512 >> level, 640 >> level}));
+  const std::vector<Tensor> boxes = {from_vector<float>({10, 20, 50, 60, 30, 40, 180, 190}, {2, 4}),
+                                     from_vector<float>({0, 0, 300, 310, 100, 50, 600, 500, 5, 5, 9, 9}, {3, 4})};
+  const std::vector<Int2> sizes = {Int2{512, 640}, Int2{500, 600}};
+  const Tensor pooled = multi_scale_roi_align(features, boxes, sizes, Int2{7, 7});
+  ASSERT_EQ(pooled.shape(), (Shape{5, 3, 7, 7}));
+  int64_t row = 0;
+  std::set<int64_t> levels_used;
+  for (int64_t img = 0; img < 2; ++img)
+    for (int64_t k = 0; k < boxes[static_cast<size_t>(img)].size(0); ++k, ++row) {
+      const std::vector<float> b = boxes[static_cast<size_t>(img)].select(0, k).to_vector<float>();
+      const double side = std::sqrt(double(b[2] - b[0]) * double(b[3] - b[1]));
+      const int64_t level = std::clamp<int64_t>(static_cast<int64_t>(std::floor(4 + std::log2(side / 224 + 1e-6))), 2, 5);
+      levels_used.insert(level);
+      const Tensor roi = from_vector<float>({static_cast<float>(img), b[0], b[1], b[2], b[3]}, {1, 5});
+      const Tensor want = roi_align(features[static_cast<size_t>(level - 2)], roi, Int2{7, 7}, 1.0 / double(int64_t{1} << level), 2);
+      EXPECT_TRUE(test::close(pooled.narrow(0, row, 1), want, 1e-6, 1e-6)) << "image " << img << " box " << k << " level " << level;
+    }
+  EXPECT_EQ(levels_used.size(), 4u) << "the boxes should reach every level";
+  EXPECT_THROW(multi_scale_roi_align(features, {boxes[0]}, sizes, Int2{7, 7}), Error);
 }
 
 TEST(MaskRCNN, AnchorSizesOptionSetsTheRPNAnchorsPerLevel) {

@@ -215,6 +215,17 @@ TEST(BatchNorm, ErrorsNameTheProblem) {
   EXPECT_THROW(frozen_batch_norm(x, zeros({3}), zeros({3}), zeros({3}), Tensor()), Error);
 }
 
+// Kernel, stride and padding as brace pairs, as a user writes them.
+TEST(MaxPool, PairsAsBracesNumbersOrNothing) {
+  const Tensor x = randn({1, 2, 9, 11});
+  const Tensor braces = max_pool2d(x, {3, 3}, {2, 1}, {1, 1});
+  EXPECT_TRUE(test::equal(braces, max_pool2d(x, Int2{3, 3}, std::optional<Int2>(Int2{2, 1}), Int2{1, 1})));
+  EXPECT_EQ(braces.shape(), (Shape{1, 2, 5, 11}));
+  EXPECT_TRUE(test::equal(max_pool2d(x, 2, 2), max_pool2d(x, 2)));  // no stride: the kernel size
+  MaxPool2d layer({3, 3}, {2, 1}, {1, 1});
+  EXPECT_TRUE(test::equal(layer.forward(x), braces));
+}
+
 TEST(MaxPool, ErrorsNameTheProblem) {
   Tensor x = zeros({1, 1, 4, 4});
   EXPECT_THROW(max_pool2d(zeros({4, 4}), 2), Error);

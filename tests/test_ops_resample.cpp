@@ -131,6 +131,15 @@ std::vector<OpCase> cases() {
 
 TS_INSTANTIATE_OP_TABLE(Resample, cases());
 
+// A size and a mode, with no placeholder for the scale factor.
+TEST(Resample, InterpolateToASizeWithAMode) {
+  const Tensor x = randn({1, 2, 5, 7});
+  EXPECT_TRUE(test::equal(interpolate(x, {8, 9}, "bilinear"), interpolate(x, Int2{8, 9}, std::nullopt, "bilinear")));
+  EXPECT_TRUE(test::equal(interpolate(x, {8, 9}, "bilinear", true), interpolate(x, Int2{8, 9}, std::nullopt, "bilinear", true)));
+  EXPECT_TRUE(test::equal(interpolate(x, {10, 14}), interpolate(x, std::nullopt, 2.0)));  // nearest, x2
+  EXPECT_FALSE(test::equal(interpolate(x, {8, 9}, "bilinear"), interpolate(x, {8, 9}, "nearest")));
+}
+
 TEST(ResampleErrors, BadArguments) {
   Tensor x = zeros({1, 1, 4, 4});
   EXPECT_THROW(interpolate(zeros({4, 4}), Int2{2, 2}), Error);
