@@ -2,6 +2,7 @@
 // keys NumPy writes ('descr', 'fortran_order', 'shape') and rejects everything else.
 #include "core/npy.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <limits>
@@ -188,6 +189,11 @@ Tensor parse_npy(const char* data, size_t size, const std::string& name) {
            " needs ", needed, " bytes, the file has ", available);
   TS_CHECK(needed == available, name, ": ", available - needed, " unexpected bytes after the array data");
 
+  // An empty array's other dimensions still make strides: they must fit in 64 bits.
+  int64_t span = 1;
+  for (int64_t s : h.shape)
+    TS_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(s, 1), &span), name, ": shape ", shape_str(h.shape),
+             " is too large: its strides overflow 64 bits");
   Tensor t = raw::empty(h.shape, dtype, kCPU);
   if (needed > 0) std::memcpy(t.data_ptr(), data + data_offset, needed);
   if (dtype == DType::Bool) {  // any byte other than 0/1 would be undefined behaviour as a bool

@@ -1,6 +1,7 @@
 // safetensors reading and writing; every offset is checked against the file before it is used.
 #include "core/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -142,6 +143,10 @@ SafetensorsFile parse_safetensors(const char* data, size_t size, const std::stri
     const uint64_t nbytes = numel * stored.element_size();
     TS_CHECK(end - begin == nbytes, name, ": '", key, "' has shape ", shape_str(shape), " of ", v["dtype"].get<std::string>(),
              " (", nbytes, " bytes) but data_offsets cover ", end - begin, " bytes");
+    int64_t span = 1;  // an empty tensor's other dimensions still make strides
+    for (int64_t d : shape)
+      TS_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(d, 1), &span), name, ": shape ", shape_str(shape), " of '", key,
+               "' is too large: its strides overflow 64 bits");
     Tensor t = raw::empty(shape, dtype, kCPU);
     if (stored.half != Half::None) {
       float* dst = static_cast<float*>(t.data_ptr());

@@ -27,8 +27,10 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
 }
 
 int64_t shape_numel(const Shape& shape) {
+  for (int64_t s : shape)
+    if (s == 0) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) TS_CHECK(!__builtin_mul_overflow(n, s, &n), "shape ", shape_str(shape), " has more than 2^63 elements");
   return n;
 }
 
@@ -37,7 +39,9 @@ Shape contiguous_strides(const Shape& shape) {
   int64_t acc = 1;
   for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
     strides[d] = acc;
-    acc *= std::max<int64_t>(shape[d], 1);
+    // Also for empty tensors: a shape like (0, 2^40, 2^40) would overflow the strides.
+    TS_CHECK(!__builtin_mul_overflow(acc, std::max<int64_t>(shape[d], 1), &acc), "shape ", shape_str(shape),
+             " is too large: its strides overflow 64 bits");
   }
   return strides;
 }

@@ -18,6 +18,9 @@ namespace {
 
 using json = nlohmann::json;
 
+// Image sizes an annotation file may claim: masks are decoded at the image's size.
+constexpr int64_t kMaxCocoSide = 1 << 16, kMaxCocoPixels = int64_t{1} << 28;
+
 struct Reader {
   const std::string& file;
   const json& get(const json& obj, const char* key, const std::string& where) const {
@@ -58,13 +61,28 @@ Tensor coco_annotation_mask(const CocoAnnotation& a, int64_t h, int64_t w, const
   return coco::rle_decode(a.rle, h, w, what);
 }
 
+namespace {
+std::string read_text(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  TS_CHECK(in.good(), "cannot open ", what, " '", path, "'");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
 CocoDataset::CocoDataset(const std::string& annotation_file, const std::string& images_dir, bool include_crowd)
+    : CocoDataset(Text{}, read_text(annotation_file, "COCO annotation file"), annotation_file, images_dir, include_crowd) {}
+
+CocoDataset CocoDataset::parse(const std::string& json_text, const std::string& name, const std::string& images_dir,
+                               bool include_crowd) {
+  return CocoDataset(Text{}, json_text, name, images_dir, include_crowd);
+}
+
+CocoDataset::CocoDataset(Text, const std::string& json_text, const std::string& annotation_file, const std::string& images_dir,
+                         bool include_crowd)
     : file_(annotation_file), dir_(images_dir), include_crowd_(include_crowd) {
-  std::ifstream in(annotation_file);
-  TS_CHECK(in.good(), "cannot open COCO annotation file '", annotation_file, "'");
   json root;
   try {
-    root = json::parse(in);
+    root = json::parse(json_text);
   } catch (const json::exception& e) {
     TS_ERROR(annotation_file, ": not valid JSON: ", e.what());
   }
@@ -93,6 +111,9 @@ CocoDataset::CocoDataset(const std::string& annotation_file, const std::string& 
     CocoImage im{r.integer(imgs[i], "id", where), r.integer(imgs[i], "height", where), r.integer(imgs[i], "width", where),
                  r.string(imgs[i], "file_name", where), {}};
     TS_CHECK(im.height > 0 && im.width > 0, annotation_file, ": ", where, " has a non-positive size");
+    TS_CHECK(im.height <= kMaxCocoSide && im.width <= kMaxCocoSide && im.height * im.width <= kMaxCocoPixels, annotation_file,
+             ": ", where, " claims ", im.height, "x", im.width, " pixels, more than tessera decodes (sides up to ", kMaxCocoSide,
+             ", ", kMaxCocoPixels, " pixels)");
     TS_CHECK(!by_id.count(im.id), annotation_file, ": image id ", im.id, " appears twice");
     by_id[im.id] = images_.size();
     images_.push_back(im);

@@ -26,9 +26,13 @@ struct CocoImage {
   std::vector<CocoAnnotation> annotations;
 };
 
+// Images may claim sides up to 65536 and 2^28 pixels (their masks are decoded at that size).
 class CocoDataset : public Dataset {
  public:
   CocoDataset(const std::string& annotation_file, const std::string& images_dir, bool include_crowd = false);
+  // The same from the file's text (`name` is used in messages).
+  static CocoDataset parse(const std::string& json_text, const std::string& name, const std::string& images_dir = "",
+                           bool include_crowd = false);
   int64_t size() const override { return static_cast<int64_t>(images_.size()); }
   Sample get(int64_t index) const override;
   std::string describe(int64_t index) const override;
@@ -40,6 +44,8 @@ class CocoDataset : public Dataset {
   int64_t label_of(int64_t category_id) const;
 
  private:
+  struct Text {};
+  CocoDataset(Text, const std::string& json_text, const std::string& name, const std::string& images_dir, bool include_crowd);
   std::string file_, dir_;
   bool include_crowd_;
   std::vector<CocoImage> images_;

@@ -27,6 +27,40 @@ Format sniff(const unsigned char* p, size_t n, const std::string& name) {
   TS_ERROR(name, ": unsupported or unrecognised image format (tessera reads PNG, JPEG and BMP)");
 }
 
+// JPEG's segments, walked as stb will read them: each inside the file, and each Huffman table with
+// at most 256 codes. (Debian's stb 2.27 writes past its 257-entry table for more: found by
+// fuzz_image under UBSan; stb 2.28 checks it.)
+void check_jpeg_segments(const unsigned char* p, size_t n, const std::string& name) {
+  size_t at = 2;  // after SOI
+  while (at + 1 < n) {
+    if (p[at] != 0xFF) {
+      ++at;  // entropy-coded data of a scan, up to the next marker
+      continue;
+    }
+    const unsigned char marker = p[at + 1];
+    if (marker == 0x00 || marker == 0xFF || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      at += marker == 0xFF ? 1 : 2;  // stuffed byte, fill byte, or a marker without a length
+      continue;
+    }
+    if (marker == 0xD9) return;  // EOI
+    TS_CHECK(n - at >= 4, name, ": truncated JPEG (a segment header is cut at byte ", at, ")");
+    const size_t length = (static_cast<size_t>(p[at + 2]) << 8) | p[at + 3];
+    TS_CHECK(length >= 2 && length <= n - at - 2, name, ": truncated JPEG (the segment at byte ", at, " claims ", length,
+             " bytes, ", n - at - 2, " remain)");
+    if (marker == 0xC4) {  // DHT: tables of (class/id, 16 counts, symbols)
+      for (size_t q = at + 4, end = at + 2 + length; q < end;) {
+        TS_CHECK(end - q >= 17, name, ": corrupt JPEG Huffman table at byte ", q);
+        size_t codes = 0;
+        for (int k = 1; k <= 16; ++k) codes += p[q + k];
+        TS_CHECK(codes <= 256 && codes <= end - q - 17, name, ": corrupt JPEG Huffman table at byte ", q, " (", codes,
+                 " codes; at most 256, within the segment)");
+        q += 17 + codes;
+      }
+    }
+    at += 2 + length;
+  }
+}
+
 void check_complete(Format f, const unsigned char* p, size_t n, const std::string& name) {
   if (f == Format::Jpeg) {
     // The end-of-image marker, possibly followed by padding.
@@ -34,6 +68,20 @@ void check_complete(Format f, const unsigned char* p, size_t n, const std::strin
     while (end > 2 && (p[end - 1] == 0 || p[end - 1] == '\n' || p[end - 1] == '\r')) --end;
     TS_CHECK(end >= 4 && p[end - 2] == 0xFF && p[end - 1] == 0xD9, name,
              ": truncated JPEG (no end-of-image marker)");
+    check_jpeg_segments(p, n, name);
+  } else if (f == Format::Png) {
+    // Every chunk inside the file, up to IEND: stb sizes its compressed-data buffer by the chunk
+    // lengths before it reads them (a 76-byte file asked for 900 MB under the fuzzer).
+    size_t at = 8;
+    for (;;) {
+      TS_CHECK(n - at >= 12, name, ": truncated PNG (a chunk header is cut at byte ", at, ")");
+      const uint32_t length = (static_cast<uint32_t>(p[at]) << 24) | (p[at + 1] << 16) | (p[at + 2] << 8) | p[at + 3];
+      TS_CHECK(length <= n - at - 12, name, ": truncated PNG (the chunk at byte ", at, " claims ", length, " bytes, ",
+               n - at - 12, " remain)");
+      const bool end = std::memcmp(p + at + 4, "IEND", 4) == 0;
+      at += 12 + static_cast<size_t>(length);
+      if (end) break;
+    }
   } else if (f == Format::Bmp) {
     TS_CHECK(n >= 14, name, ": truncated BMP header");
     const uint32_t declared = p[2] | (p[3] << 8) | (p[4] << 16) | (static_cast<uint32_t>(p[5]) << 24);
@@ -67,6 +115,12 @@ Header read_header(const unsigned char* p, size_t size, const std::string& name)
   TS_CHECK(hd.w > 0 && hd.h > 0 && static_cast<int64_t>(hd.w) * hd.h <= (int64_t{1} << 28), name,
            ": implausible image size ", hd.w, " x ", hd.h);
   hd.sixteen = stbi_is_16_bit_from_memory(p, hd.bytes);
+  // The decoder allocates the whole image at once: a few bytes must not claim gigabytes. Deflate
+  // expands at most ~1032 times and baseline JPEG blocks take bits each, so real files stay far
+  // below 1100 decoded bytes per file byte (plus 16 MiB for small files).
+  const uint64_t decoded = static_cast<uint64_t>(hd.w) * static_cast<uint64_t>(hd.h) * 4u * (hd.sixteen ? 2u : 1u);
+  TS_CHECK(decoded <= (uint64_t{16} << 20) + 1100 * static_cast<uint64_t>(size), name, ": a ", size, "-byte file claims a ",
+           hd.w, " x ", hd.h, " image, more than its data can hold");
   return hd;
 }
 
@@ -121,9 +175,13 @@ Tensor read_image(const std::string& path, int channels) {
 }
 
 Tensor read_label_image(const std::string& path) {
-  std::vector<char> bytes = read_file(path);
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const Header hd = read_header(p, bytes.size(), path);  // the same checks as any image
+  const std::vector<char> bytes = read_file(path);
+  return decode_label_image(bytes.data(), bytes.size(), path);
+}
+
+Tensor decode_label_image(const void* data, size_t size, const std::string& path) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  const Header hd = read_header(p, size, path);  // the same checks as any image
   TS_CHECK(hd.c == 1, path, ": a label image must have one channel, this one has ", hd.c);
   TS_CHECK(hd.format != Format::Jpeg, path, ": label images must be lossless (PNG or BMP), not JPEG");
   Tensor labels = raw::empty({hd.h, hd.w}, DType::Int64, kCPU);

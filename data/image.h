@@ -15,6 +15,7 @@ Tensor read_image(const std::string& path, int channels = 0);
 Tensor decode_image(const void* data, size_t size, const std::string& name, int channels = 0);
 // A one-channel label image (8- or 16-bit) as int64 [H, W] holding the stored values.
 Tensor read_label_image(const std::string& path);
+Tensor decode_label_image(const void* data, size_t size, const std::string& name);
 // Writes a PNG atomically: uint8 [H, W] or [C, H, W] (C = 1, 2, 3 or 4) as is; float tensors are
 // taken as [0, 1], clamped, scaled to 0..255 and rounded.
 void write_png(const std::string& path, const Tensor& image);

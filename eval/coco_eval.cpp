@@ -21,11 +21,15 @@ using json = nlohmann::json;
 // ---- results files
 
 std::vector<CocoResult> load_coco_results(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   TS_CHECK(in.good(), "cannot open COCO results file '", path, "'");
+  return parse_coco_results(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), path);
+}
+
+std::vector<CocoResult> parse_coco_results(const std::string& json_text, const std::string& path) {
   json root;
   try {
-    root = json::parse(in);
+    root = json::parse(json_text);
   } catch (const json::exception& e) {
     TS_ERROR(path, ": not valid JSON: ", e.what());
   }
@@ -51,6 +55,8 @@ std::vector<CocoResult> load_coco_results(const std::string& path) {
         TS_CHECK(s.is_object(), where, ": segmentation must be an RLE object {size, counts}");
         const auto size = s.at("size").get<std::vector<int64_t>>();
         TS_CHECK(size.size() == 2 && size[0] > 0 && size[1] > 0, where, ": segmentation.size must be [height, width]");
+        TS_CHECK(size[0] <= (int64_t{1} << 16) && size[1] <= (int64_t{1} << 16) && size[0] * size[1] <= (int64_t{1} << 28), where,
+                 ": segmentation.size [", size[0], ", ", size[1], "] is larger than tessera decodes (sides up to 65536, 2^28 pixels)");
         r.height = size[0];
         r.width = size[1];
         const json& c = s.at("counts");

@@ -31,6 +31,7 @@ struct CocoResult {
 
 // Reads / writes (atomically) a results file; an Error names the file and the entry at fault.
 std::vector<CocoResult> load_coco_results(const std::string& path);
+std::vector<CocoResult> parse_coco_results(const std::string& json_text, const std::string& name);
 void save_coco_results(const std::string& path, const std::vector<CocoResult>& results);
 
 struct CocoEvalStats {

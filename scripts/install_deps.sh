@@ -3,13 +3,14 @@
 # As root it runs apt-get; otherwise it names the missing packages and stops.
 #   --tests  also what the tests need: Debian's PyTorch and torchvision (python3-torchvision, which
 #            brings python3-torch and numpy), from which the Mask R-CNN parity test exports its
-#            reference model at test time.
+#            reference model at test time; clang with its libFuzzer and OpenMP runtimes for the
+#            fuzz targets (scripts/fuzz.sh).
 set -euo pipefail
 
 packages=(cmake ninja-build g++ libopenblas-openmp-dev libgtest-dev libbenchmark-dev libstb-dev nlohmann-json3-dev
           libopenmpi-dev openmpi-bin)
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(python3-torchvision)
+  packages+=(python3-torchvision clang libclang-rt-dev libomp-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -95,12 +95,28 @@ TEST(Image, MalformedFilesNameTheFileAndTheProblem) {
   expect_error(scratch("missing.png"), "cannot open");
   expect_error(write_bytes("empty.png", ""), "empty");
   const std::string png = bytes_of(img("rgb8.png")), jpg = bytes_of(img("smooth.jpg")), bmp = bytes_of(img("rgb.bmp"));
-  expect_error(write_bytes("cut.png", png.substr(0, png.size() / 2)), "cannot decode");
-  expect_error(write_bytes("cut_header.png", png.substr(0, 20)), "corrupt");
+  expect_error(write_bytes("cut.png", png.substr(0, png.size() / 2)), "truncated PNG");
+  expect_error(write_bytes("cut_header.png", png.substr(0, 20)), "truncated PNG");
   expect_error(write_bytes("cut.jpg", jpg.substr(0, jpg.size() * 2 / 3)), "truncated JPEG");
   expect_error(write_bytes("cut.bmp", bmp.substr(0, bmp.size() - 10)), "truncated BMP");
   std::string garbage = png.substr(0, 8) + std::string(200, '\x42');
-  expect_error(write_bytes("garbage.png", garbage), "corrupt");
+  expect_error(write_bytes("garbage.png", garbage), "truncated PNG");  // a chunk of 0x42424242 bytes
+  // Found by fuzz_image: a chunk length past the end made stb allocate 900 MB for a 76-byte file.
+  std::string long_chunk = png;
+  const size_t idat = long_chunk.find("IDAT") - 4;
+  long_chunk.replace(idat, 4, std::string("\x37\x00\x00\x00", 4));
+  expect_error(write_bytes("long_chunk.png", long_chunk), "claims 922746880 bytes");
+  // Found by fuzz_image: a Huffman table of more than 256 codes made stb 2.27 write past its table.
+  std::string many_codes = jpg;
+  const size_t dht = many_codes.find("\xff\xc4");
+  ASSERT_NE(dht, std::string::npos);
+  many_codes[dht + 4 + 1 + 15] = static_cast<char>(200);  // the first table's count of 16-bit codes
+  many_codes[dht + 4 + 1 + 14] = static_cast<char>(200);
+  expect_error(write_bytes("many_codes.jpg", many_codes), "corrupt JPEG Huffman table");
+  // A small file claiming a huge image (16000 x 16000 in the header): refused before decoding.
+  std::string huge = png;
+  huge.replace(16, 8, std::string("\x00\x00\x3e\x80\x00\x00\x3e\x80", 8));
+  expect_error(write_bytes("huge.png", huge), "more than its data can hold");
   EXPECT_THROW(read_label_image(img("rgb8.png")), Error);     // three channels
   EXPECT_THROW(read_label_image(img("smooth.jpg")), Error);   // lossy
   EXPECT_THROW(read_image(img("rgb8.png"), 2), Error);

@@ -102,6 +102,12 @@ TEST(Npy, MalformedFilesAreRejectedWithTheirReason) {
   expect_rejected(load, write_bytes("truncated_data.npy", good.substr(0, good.size() - 3)), "truncated");
   expect_rejected(load, write_bytes("tiny.npy", good.substr(0, 7)), "truncated");
   expect_rejected(load, write_bytes("trailing.npy", good + "xyz"), "unexpected bytes");
+  // Found by fuzz_npy: an empty array whose other dimensions overflow the strides (UB before).
+  std::string header = "{'descr': '|b1', 'fortran_order': False, 'shape': (0, 21111111, 21111111111111), }";
+  header += std::string(64 - (10 + header.size() + 1) % 64, ' ') + "\n";
+  const std::string overflow = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(header.size() & 0xff) +
+                               static_cast<char>(header.size() >> 8) + header;
+  expect_rejected(load, write_bytes("stride_overflow.npy", overflow), "strides overflow");
   std::string bad_magic = good;
   bad_magic[1] = 'X';
   expect_rejected(load, write_bytes("bad_magic.npy", bad_magic), "magic");
