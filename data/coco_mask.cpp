@@ -81,7 +81,8 @@ Counts rle_encode(const Tensor& mask) {
   Counts counts;
   bool value = false;
   uint32_t run = 0;
-  for (int64_t i = 0; i < cm.numel(); ++i) {
+  const int64_t n = cm.numel();
+  for (int64_t i = 0; i < n; ++i) {
     if (p[i] != value) {
       counts.push_back(run);
       run = 0;
@@ -174,6 +175,44 @@ Counts polygon_to_rle(const std::vector<double>& xy, int64_t h, int64_t w) {
     }
   }
   return counts;
+}
+
+Counts rle_union(const Counts& a, const Counts& b) {
+  Counts out{0};
+  bool out_value = false;
+  auto emit = [&](bool value, uint64_t length) {
+    if (length == 0) return;
+    if (value != out_value) {
+      out.push_back(0);
+      out_value = value;
+    }
+    out.back() += static_cast<uint32_t>(length);
+  };
+  size_t i = 0, j = 0;
+  uint64_t ca = a.empty() ? 0 : a[0], cb = b.empty() ? 0 : b[0];
+  bool va = false, vb = false;
+  while (i < a.size() && j < b.size()) {
+    const uint64_t step = std::min(ca, cb);
+    emit(va || vb, step);
+    ca -= step;
+    cb -= step;
+    while (ca == 0 && ++i < a.size()) {
+      ca = a[i];
+      va = !va;
+    }
+    while (cb == 0 && ++j < b.size()) {
+      cb = b[j];
+      vb = !vb;
+    }
+  }
+  return out;
+}
+
+Counts polygons_to_rle(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w) {
+  TS_CHECK(!polygons.empty(), "polygons_to_rle: no polygon");
+  Counts merged = polygon_to_rle(polygons[0], h, w);
+  for (size_t k = 1; k < polygons.size(); ++k) merged = rle_union(merged, polygon_to_rle(polygons[k], h, w));
+  return merged;
 }
 
 Tensor polygons_to_mask(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w) {

@@ -22,8 +22,12 @@ Tensor rle_decode(const Counts& counts, int64_t h, int64_t w, const std::string&
 Counts rle_encode(const Tensor& mask);  // mask [h, w], nonzero = 1
 // One polygon [x0, y0, x1, y1, ...] (at least 3 points).
 Counts polygon_to_rle(const std::vector<double>& xy, int64_t h, int64_t w);
-// Union of several polygons (an object's segmentation list).
+// Union of several polygons (an object's segmentation list), as a mask or as RLE (made from the
+// polygons' outlines, never a dense mask: the cost follows the perimeter, not the image).
 Tensor polygons_to_mask(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w);
+Counts polygons_to_rle(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w);
+// The union of two masks of one size, run by run (pycocotools' rleMerge with intersect=0).
+Counts rle_union(const Counts& a, const Counts& b);
 int64_t rle_area(const Counts& counts);
 
 }  // namespace tessera::coco

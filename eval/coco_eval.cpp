@@ -10,8 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/file_io.h"
+#include "core/parallel.h"
 #include "dist/dist.h"
 
 namespace tessera {
@@ -195,6 +197,7 @@ struct Gt {
   Box box;
   coco::Counts rle;
   uint64_t rle_area = 0;
+  Box mask_box;  // rleToBbox of rle (segm)
 };
 
 struct Dt {
@@ -203,6 +206,7 @@ struct Dt {
   Box box;
   coco::Counts rle;
   uint64_t rle_area = 0;
+  Box mask_box;  // rleToBbox of rle (segm)
 };
 
 struct EvalImg {
@@ -234,25 +238,38 @@ CocoEvalStats coco_evaluate(const CocoDataset& gt_set, const std::vector<CocoRes
   const std::vector<double> iou_thrs = linspace(0.5, 0.95, kT), rec_thrs = linspace(0.0, 1.0, kR);
   const std::vector<int64_t>& cat_ids = gt_set.category_ids();
   const int64_t K = static_cast<int64_t>(cat_ids.size()), I = gt_set.size();
-  std::map<int64_t, int64_t> image_index;
+  std::unordered_map<int64_t, int64_t> image_index, cat_index;
   for (int64_t i = 0; i < I; ++i) image_index[gt_set.image(i).id] = i;
+  for (int64_t k = 0; k < K; ++k) cat_index[cat_ids[static_cast<size_t>(k)]] = k;
+  const int threads = num_threads();
 
-  // Ground truth and detections per (image, category), in file order.
-  std::map<std::pair<int64_t, int64_t>, std::vector<Gt>> gts;
-  std::map<std::pair<int64_t, int64_t>, std::vector<Dt>> dts;
+  // Ground truth and detections per cell (image i, category k) = i * K + k, in file order. Ground
+  // truth masks (polygons rasterised) are made image by image on every thread.
+  std::vector<std::vector<Gt>> gts(static_cast<size_t>(I * K));
+  std::vector<std::string> errors(static_cast<size_t>(I));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
   for (int64_t i = 0; i < I; ++i) {
-    const CocoImage& im = gt_set.image(i);
-    for (const CocoAnnotation& a : im.annotations) {
-      Gt g{a.id, a.area, a.iscrowd, {a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3]}, {}, 0};
-      if (segm) {
-        g.rle = a.polygons.empty() ? coco::Counts(a.rle) : coco::rle_encode(coco::polygons_to_mask(a.polygons, im.height, im.width));
-        g.rle_area = static_cast<uint64_t>(coco::rle_area(g.rle));
+    try {
+      const CocoImage& im = gt_set.image(i);
+      for (const CocoAnnotation& a : im.annotations) {
+        Gt g{a.id, a.area, a.iscrowd, {a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3]}, {}, 0, {}};
+        if (segm) {
+          g.rle = a.polygons.empty() ? coco::Counts(a.rle) : coco::polygons_to_rle(a.polygons, im.height, im.width);
+          g.rle_area = static_cast<uint64_t>(coco::rle_area(g.rle));
+          g.mask_box = rle_bbox(g.rle, im.height);
+        }
+        gts[static_cast<size_t>(i * K + cat_index.at(a.category_id))].push_back(std::move(g));
       }
-      gts[{i, a.category_id}].push_back(std::move(g));
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(i)] = e.what();
     }
   }
-  for (size_t n = 0; n < results.size(); ++n) {
-    const CocoResult& r = results[n];
+  for (const std::string& e : errors) TS_CHECK(e.empty(), "coco_evaluate: ", e);
+  // Detections: checked in order; masks' areas and boxes on every thread; then filed in order.
+  const int64_t N = static_cast<int64_t>(results.size());
+  std::vector<int64_t> cell_of(static_cast<size_t>(N), -1);
+  for (int64_t n = 0; n < N; ++n) {
+    const CocoResult& r = results[static_cast<size_t>(n)];
     auto it = image_index.find(r.image_id);
     TS_CHECK(it != image_index.end(), "coco_evaluate: result ", n, " is for image id ", r.image_id,
              ", which the ground truth does not have");
@@ -262,87 +279,99 @@ CocoEvalStats coco_evaluate(const CocoDataset& gt_set, const std::vector<CocoRes
     if (segm)
       TS_CHECK(r.height == im.height && r.width == im.width, "coco_evaluate: result ", n, " has a ", r.height, "x", r.width,
                " segmentation for image id ", r.image_id, " of ", im.height, "x", im.width);
-    Dt d{static_cast<int64_t>(n) + 1, r.score, 0, r.bbox, {}, 0};
+    auto k = cat_index.find(r.category_id);  // categories the ground truth lacks are not evaluated
+    if (k != cat_index.end()) cell_of[static_cast<size_t>(n)] = it->second * K + k->second;
+  }
+  std::vector<Dt> all(static_cast<size_t>(N));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    if (cell_of[static_cast<size_t>(n)] < 0) continue;
+    const CocoResult& r = results[static_cast<size_t>(n)];
+    Dt& d = all[static_cast<size_t>(n)];
+    d = Dt{n + 1, r.score, 0, r.bbox, {}, 0, {}};
     if (segm) {
       d.rle = r.rle;
       d.rle_area = static_cast<uint64_t>(coco::rle_area(d.rle));
-      if (!r.has_bbox) d.box = rle_bbox(d.rle, r.height);
+      d.mask_box = rle_bbox(d.rle, r.height);
+      if (!r.has_bbox) d.box = d.mask_box;
     }
     // loadRes: with a bbox the area is w * h (even for segm evaluation), else the mask's area.
     d.area = r.has_bbox ? r.bbox[2] * r.bbox[3] : static_cast<double>(d.rle_area);
-    dts[{it->second, r.category_id}].push_back(std::move(d));
   }
+  std::vector<std::vector<Dt>> dts(static_cast<size_t>(I * K));
+  for (int64_t n = 0; n < N; ++n)
+    if (cell_of[static_cast<size_t>(n)] >= 0) dts[static_cast<size_t>(cell_of[static_cast<size_t>(n)])].push_back(std::move(all[static_cast<size_t>(n)]));
 
-  // evaluate(): per category, area range and image.
+  // evaluate(): per category, area range and image; the cells on every thread.
   std::vector<EvalImg> evals(static_cast<size_t>(K * kA * I));
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t i = 0; i < I; ++i) {
-      const std::vector<Gt>& G0 = gts[{i, cat_ids[static_cast<size_t>(k)]}];
-      std::vector<Dt> D0 = dts[{i, cat_ids[static_cast<size_t>(k)]}];
-      if (G0.empty() && D0.empty()) continue;
-      // computeIoU: detections by decreasing score (stable), at most 100.
-      std::stable_sort(D0.begin(), D0.end(), [](const Dt& a, const Dt& b) { return a.score > b.score; });
-      if (D0.size() > 100) D0.resize(100);
-      std::vector<std::vector<double>> ious(D0.size(), std::vector<double>(G0.size(), 0.0));
-      for (size_t d = 0; d < D0.size(); ++d)
-        for (size_t g = 0; g < G0.size(); ++g) {
-          if (!segm) {
-            ious[d][g] = box_iou_xywh(D0[d].box, G0[g].box, G0[g].crowd);
-            continue;
-          }
-          // rleIou: only where the masks' boxes overlap.
-          const int64_t h = gt_set.image(i).height;
-          if (box_iou_xywh(rle_bbox(D0[d].rle, h), rle_bbox(G0[g].rle, h), G0[g].crowd) <= 0) continue;
-          const double inter = static_cast<double>(rle_intersection(D0[d].rle, G0[g].rle));
-          const double uni = G0[g].crowd ? static_cast<double>(D0[d].rle_area)
-                                         : static_cast<double>(D0[d].rle_area + G0[g].rle_area) - inter;
-          ious[d][g] = inter / uni;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
+  for (int64_t cell = 0; cell < I * K; ++cell) {
+    const int64_t i = cell / K, k = cell % K;
+    const std::vector<Gt>& G0 = gts[static_cast<size_t>(cell)];
+    std::vector<Dt>& D0 = dts[static_cast<size_t>(cell)];
+    if (G0.empty() && D0.empty()) continue;
+    // computeIoU: detections by decreasing score (stable), at most 100.
+    std::stable_sort(D0.begin(), D0.end(), [](const Dt& a, const Dt& b) { return a.score > b.score; });
+    if (D0.size() > 100) D0.resize(100);
+    std::vector<std::vector<double>> ious(D0.size(), std::vector<double>(G0.size(), 0.0));
+    for (size_t d = 0; d < D0.size(); ++d)
+      for (size_t g = 0; g < G0.size(); ++g) {
+        if (!segm) {
+          ious[d][g] = box_iou_xywh(D0[d].box, G0[g].box, G0[g].crowd);
+          continue;
         }
-      for (int a = 0; a < kA; ++a) {
-        const double lo = kAreaRanges[a][0], hi = kAreaRanges[a][1];
-        EvalImg& e = evals[static_cast<size_t>((k * kA + a) * I + i)];
-        e.valid = true;
-        // Ground truth: ignored (crowd or out of range) last, stable.
-        std::vector<size_t> gorder(G0.size());
-        std::iota(gorder.begin(), gorder.end(), 0);
-        std::vector<bool> gign(G0.size());
-        for (size_t g = 0; g < G0.size(); ++g) gign[g] = G0[g].crowd || G0[g].area < lo || G0[g].area > hi;
-        std::stable_sort(gorder.begin(), gorder.end(), [&](size_t x, size_t y) { return gign[x] < gign[y]; });
-        const size_t D = D0.size(), Gn = G0.size();
-        e.scores.resize(D);
-        for (size_t d = 0; d < D; ++d) e.scores[d] = D0[d].score;
-        e.gt_ignore.resize(Gn);
-        for (size_t g = 0; g < Gn; ++g) e.gt_ignore[g] = gign[gorder[g]];
-        e.dt_match.assign(kT, std::vector<int64_t>(D, 0));
-        e.dt_ignore.assign(kT, std::vector<bool>(D, false));
-        std::vector<std::vector<int64_t>> gt_match(kT, std::vector<int64_t>(Gn, 0));
-        if (D > 0 && Gn > 0)
-          for (int t = 0; t < kT; ++t)
-            for (size_t d = 0; d < D; ++d) {
-              double best = std::min(iou_thrs[static_cast<size_t>(t)], 1 - 1e-10);
-              int64_t m = -1;
-              for (size_t g = 0; g < Gn; ++g) {
-                const Gt& gg = G0[gorder[g]];
-                if (gt_match[t][g] > 0 && !gg.crowd) continue;
-                if (m > -1 && !e.gt_ignore[static_cast<size_t>(m)] && e.gt_ignore[g]) break;
-                const double v = ious[d][gorder[g]];
-                if (v < best) continue;
-                best = v;
-                m = static_cast<int64_t>(g);
-              }
-              if (m == -1) continue;
-              e.dt_ignore[t][d] = e.gt_ignore[static_cast<size_t>(m)];
-              e.dt_match[t][d] = G0[gorder[static_cast<size_t>(m)]].id;
-              gt_match[t][static_cast<size_t>(m)] = D0[d].id;
+        // rleIou: only where the masks' boxes overlap.
+        if (box_iou_xywh(D0[d].mask_box, G0[g].mask_box, G0[g].crowd) <= 0) continue;
+        const double inter = static_cast<double>(rle_intersection(D0[d].rle, G0[g].rle));
+        const double uni = G0[g].crowd ? static_cast<double>(D0[d].rle_area)
+                                       : static_cast<double>(D0[d].rle_area + G0[g].rle_area) - inter;
+        ious[d][g] = inter / uni;
+      }
+    for (int a = 0; a < kA; ++a) {
+      const double lo = kAreaRanges[a][0], hi = kAreaRanges[a][1];
+      EvalImg& e = evals[static_cast<size_t>((k * kA + a) * I + i)];
+      e.valid = true;
+      // Ground truth: ignored (crowd or out of range) last, stable.
+      std::vector<size_t> gorder(G0.size());
+      std::iota(gorder.begin(), gorder.end(), 0);
+      std::vector<bool> gign(G0.size());
+      for (size_t g = 0; g < G0.size(); ++g) gign[g] = G0[g].crowd || G0[g].area < lo || G0[g].area > hi;
+      std::stable_sort(gorder.begin(), gorder.end(), [&](size_t x, size_t y) { return gign[x] < gign[y]; });
+      const size_t D = D0.size(), Gn = G0.size();
+      e.scores.resize(D);
+      for (size_t d = 0; d < D; ++d) e.scores[d] = D0[d].score;
+      e.gt_ignore.resize(Gn);
+      for (size_t g = 0; g < Gn; ++g) e.gt_ignore[g] = gign[gorder[g]];
+      e.dt_match.assign(kT, std::vector<int64_t>(D, 0));
+      e.dt_ignore.assign(kT, std::vector<bool>(D, false));
+      std::vector<std::vector<int64_t>> gt_match(kT, std::vector<int64_t>(Gn, 0));
+      if (D > 0 && Gn > 0)
+        for (int t = 0; t < kT; ++t)
+          for (size_t d = 0; d < D; ++d) {
+            double best = std::min(iou_thrs[static_cast<size_t>(t)], 1 - 1e-10);
+            int64_t m = -1;
+            for (size_t g = 0; g < Gn; ++g) {
+              const Gt& gg = G0[gorder[g]];
+              if (gt_match[t][g] > 0 && !gg.crowd) continue;
+              if (m > -1 && !e.gt_ignore[static_cast<size_t>(m)] && e.gt_ignore[g]) break;
+              const double v = ious[d][gorder[g]];
+              if (v < best) continue;
+              best = v;
+              m = static_cast<int64_t>(g);
             }
-        // Unmatched detections outside the area range are ignored.
-        for (size_t d = 0; d < D; ++d) {
-          const bool out = D0[d].area < lo || D0[d].area > hi;
-          for (int t = 0; t < kT; ++t)
-            if (e.dt_match[t][d] == 0 && out) e.dt_ignore[t][d] = true;
-        }
+            if (m == -1) continue;
+            e.dt_ignore[t][d] = e.gt_ignore[static_cast<size_t>(m)];
+            e.dt_match[t][d] = G0[gorder[static_cast<size_t>(m)]].id;
+            gt_match[t][static_cast<size_t>(m)] = D0[d].id;
+          }
+      // Unmatched detections outside the area range are ignored.
+      for (size_t d = 0; d < D; ++d) {
+        const bool out = D0[d].area < lo || D0[d].area > hi;
+        for (int t = 0; t < kT; ++t)
+          if (e.dt_match[t][d] == 0 && out) e.dt_ignore[t][d] = true;
       }
     }
+  }
 
   // accumulate(): precision [T][R][K][A][M], recall [T][K][A][M].
   std::vector<double> precision(static_cast<size_t>(kT * kR * K * kA * kM), -1.0), recall(static_cast<size_t>(kT * K * kA * kM), -1.0);
@@ -350,6 +379,7 @@ CocoEvalStats coco_evaluate(const CocoDataset& gt_set, const std::vector<CocoRes
     return precision[static_cast<size_t>((((t * kR + r) * K + k) * kA + a) * kM + m)];
   };
   auto Rc = [&](int t, int64_t k, int a, int m) -> double& { return recall[static_cast<size_t>(((t * K + k) * kA + a) * kM + m)]; };
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t k = 0; k < K; ++k)
     for (int a = 0; a < kA; ++a)
       for (int m = 0; m < kM; ++m) {
