@@ -5,7 +5,6 @@
 #if TESSERA_HAS_CUDA && defined(TESSERA_HAS_NCCL)
 #define TESSERA_NCCL_BACKEND 1
 #include <cuda_runtime.h>
-#include <dlfcn.h>
 #include <nccl.h>
 
 #include <cstring>
@@ -13,6 +12,7 @@
 
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
+#include "core/cuda/dynlib.h"
 #endif
 
 namespace tessera::dist::nccl {
@@ -33,34 +33,27 @@ struct Api {
   decltype(&::ncclAllGather) all_gather;
 };
 
-template <class F>
-void bind(void* lib, const char* name, F& fn) {
-  fn = reinterpret_cast<F>(dlsym(lib, name));
-  TS_CHECK(fn != nullptr, "NCCL: ", name, " not found in the loaded library (", dlerror(), ")");
-}
-
 // libnccl.so.2 from the run path / LD_LIBRARY_PATH (the nvidia-nccl Python package's lib on
 // machines with PyTorch), then the CUDA toolkit's folder it was built against.
 const Api& api() {
   static const Api a = [] {
-    const char* name = "libnccl.so.2";
-    void* lib = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
-    const std::string first_error = lib ? "" : dlerror();
 #ifdef TESSERA_NCCL_DIR
-    if (lib == nullptr) lib = dlopen((std::string(TESSERA_NCCL_DIR) + "/" + name).c_str(), RTLD_NOW | RTLD_GLOBAL);
+    const char* fallback = TESSERA_NCCL_DIR;
+#else
+    const char* fallback = nullptr;
 #endif
-    TS_CHECK(lib != nullptr, "cannot load ", name, " (NCCL, for collectives on GPU tensors): ", first_error,
-             "; put its folder on LD_LIBRARY_PATH (the CUDA toolkit's lib, or the nvidia-nccl Python package's lib)");
+    void* lib = cuda::open_library("libnccl.so.2", fallback, "NCCL, for collectives on GPU tensors",
+                                   "the CUDA toolkit's lib, or the nvidia-nccl Python package's lib");
     Api x{};
-    bind(lib, "ncclGetVersion", x.get_version);
-    bind(lib, "ncclGetUniqueId", x.get_unique_id);
-    bind(lib, "ncclCommInitRank", x.comm_init_rank);
-    bind(lib, "ncclCommDestroy", x.comm_destroy);
-    bind(lib, "ncclCommAbort", x.comm_abort);
-    bind(lib, "ncclGetErrorString", x.error_string);
-    bind(lib, "ncclAllReduce", x.all_reduce);
-    bind(lib, "ncclBroadcast", x.broadcast);
-    bind(lib, "ncclAllGather", x.all_gather);
+    cuda::bind_symbol(lib, "ncclGetVersion", x.get_version, "NCCL");
+    cuda::bind_symbol(lib, "ncclGetUniqueId", x.get_unique_id, "NCCL");
+    cuda::bind_symbol(lib, "ncclCommInitRank", x.comm_init_rank, "NCCL");
+    cuda::bind_symbol(lib, "ncclCommDestroy", x.comm_destroy, "NCCL");
+    cuda::bind_symbol(lib, "ncclCommAbort", x.comm_abort, "NCCL");
+    cuda::bind_symbol(lib, "ncclGetErrorString", x.error_string, "NCCL");
+    cuda::bind_symbol(lib, "ncclAllReduce", x.all_reduce, "NCCL");
+    cuda::bind_symbol(lib, "ncclBroadcast", x.broadcast, "NCCL");
+    cuda::bind_symbol(lib, "ncclAllGather", x.all_gather, "NCCL");
     int version = 0;
     x.get_version(&version);
     TS_CHECK(version >= 21000, "NCCL ", version, " is too old: tessera needs 2.10 or newer (ncclAvg)");
