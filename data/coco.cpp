@@ -142,6 +142,12 @@ CocoDataset::CocoDataset(Text, const std::string& json_text, const std::string& 
         a.polygons.push_back(r.numbers(seg[k], where + ".segmentation[" + std::to_string(k) + "]"));
         TS_CHECK(a.polygons.back().size() >= 6 && a.polygons.back().size() % 2 == 0, annotation_file, ": ", where,
                  ".segmentation[", k, "] must hold at least 3 (x, y) points");
+        for (size_t q = 0; q < a.polygons.back().size(); ++q) {
+          const double v = a.polygons.back()[q], extent = static_cast<double>(q % 2 == 0 ? owner.width : owner.height);
+          TS_CHECK(std::isfinite(v) && v >= -extent && v <= 2 * extent, annotation_file, ": ", where, ".segmentation[", k, "] point ",
+                   q / 2, " (", q % 2 == 0 ? "x" : "y", " = ", v, ") is more than an image size outside the ", owner.height, "x",
+                   owner.width, " image");
+        }
       }
       TS_CHECK(!a.polygons.empty(), annotation_file, ": ", where, ".segmentation is an empty polygon list");
     } else if (seg.is_object()) {

@@ -102,6 +102,13 @@ int64_t rle_area(const Counts& counts) {
 
 Counts polygon_to_rle(const std::vector<double>& xy, int64_t h, int64_t w) {
   TS_CHECK(xy.size() >= 6 && xy.size() % 2 == 0, "polygon: needs at least 3 (x, y) points, got ", xy.size(), " numbers");
+  // Points may lie outside the image (annotations often do, by a little), but not beyond one image
+  // size: the outline is walked point by point on a 5x finer grid, so its length is the cost.
+  for (size_t j = 0; j < xy.size(); ++j) {
+    const double extent = static_cast<double>(j % 2 == 0 ? w : h);
+    TS_CHECK(std::isfinite(xy[j]) && xy[j] >= -extent && xy[j] <= 2 * extent, "polygon: ", j % 2 == 0 ? "x" : "y", " = ", xy[j],
+             " of point ", j / 2, " is more than an image size outside the ", h, "x", w, " image");
+  }
   constexpr double kScale = 5.0;
   const size_t k = xy.size() / 2;
   // 1. Vertices on a 5x finer integer grid, closed.

@@ -115,11 +115,11 @@ Header read_header(const unsigned char* p, size_t size, const std::string& name)
   TS_CHECK(hd.w > 0 && hd.h > 0 && static_cast<int64_t>(hd.w) * hd.h <= (int64_t{1} << 28), name,
            ": implausible image size ", hd.w, " x ", hd.h);
   hd.sixteen = stbi_is_16_bit_from_memory(p, hd.bytes);
-  // The decoder allocates the whole image at once: a few bytes must not claim gigabytes. Deflate
-  // expands at most ~1032 times and baseline JPEG blocks take bits each, so real files stay far
-  // below 1100 decoded bytes per file byte (plus 16 MiB for small files).
-  const uint64_t decoded = static_cast<uint64_t>(hd.w) * static_cast<uint64_t>(hd.h) * 4u * (hd.sixteen ? 2u : 1u);
-  TS_CHECK(decoded <= (uint64_t{16} << 20) + 1100 * static_cast<uint64_t>(size), name, ": a ", size, "-byte file claims a ",
+  // The decoder allocates (and fills) the whole image at once: a few bytes must not claim gigabytes
+  // or seconds of decoding. Deflate expands at most ~1032 times and baseline JPEG blocks take bits
+  // each, so real files stay below 1100 stored bytes per file byte (plus 1 MiB for small files).
+  const uint64_t stored = static_cast<uint64_t>(hd.w) * static_cast<uint64_t>(hd.h) * static_cast<uint64_t>(hd.c) * (hd.sixteen ? 2u : 1u);
+  TS_CHECK(stored <= (uint64_t{1} << 20) + 1100 * static_cast<uint64_t>(size), name, ": a ", size, "-byte file claims a ",
            hd.w, " x ", hd.h, " image, more than its data can hold");
   return hd;
 }

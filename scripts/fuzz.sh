@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [--seconds N | --runs N] [target...]
 # Each target starts from a seed corpus of tests/data's files (copied; the corpus grows in
 # build-fuzz/corpus/<target>). A finding (crash, sanitizer report, an exception other than
-# tessera::Error, a hang over 10 s, one allocation over 512 MB) fails the run and leaves the input
+# tessera::Error, a hang over 30 s, one allocation over 512 MB) fails the run and leaves the input
 # in build-fuzz/findings/<target>/. The summary line gives each target's executions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
   log=build-fuzz/fuzz_$t.log
   start=$(date +%s)
   if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-       "$bin" "${limit[@]}" -timeout=10 -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1 \
+       "$bin" "${limit[@]}" -timeout=30 -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="$findings/" "$corpus" >"$log" 2>&1; then
     status=ok
   else

@@ -134,6 +134,14 @@ TEST(CocoDataset, MalformedFilesNameTheFieldAndTheFile) {
   expect_bad("string_id.json", head + R"("annotations": [{"id": "one", "image_id": 1, "category_id": 1, "bbox": [0,0,1,1], "segmentation": [[0,0,1,0,1,1]]}]})",
              "must be an integer");
   expect_bad("missing.json_does_not_exist", "", "not valid JSON");
+  // Found by fuzz_coco: a point at 3.7e67 (its cast to an integer grid was undefined; far points
+  // also made the outline walk as long as the distance).
+  expect_bad("far_point.json", head + R"("annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0,0,1,1], "segmentation": [[0,0,3.7e67,0,1,1]]}]})",
+             "more than an image size outside");
+  expect_bad("huge_image.json", R"({"categories": [{"id": 1, "name": "a"}], "images": [{"id": 1, "file_name": "x.png", "height": 100000, "width": 100000}], "annotations": []})",
+             "more than tessera decodes");
+  EXPECT_THROW(coco::polygon_to_rle({0, 0, 1e9, 0, 1, 1}, 4, 4), Error);
+  EXPECT_NO_THROW(coco::polygon_to_rle({-3, -3, 6, 0, 1, 6}, 4, 4));  // a little outside is fine
   // A missing image file is reported when the sample is read, naming the file.
   const std::string ok = dir + "/ok.json";
   std::ofstream(ok) << head + R"("annotations": []})";
