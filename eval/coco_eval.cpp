@@ -28,6 +28,17 @@ std::vector<CocoResult> load_coco_results(const std::string& path) {
   return parse_coco_results(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), path);
 }
 
+namespace {
+// An integer of 64 bits, also written as 3.0 (nlohmann's get<int64_t> casts any double).
+int64_t json_integer(const json& v, const std::string& where) {
+  const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)
+                  : v.is_number_integer() ? true
+                  : v.is_number() && v.get<double>() == std::floor(v.get<double>()) && std::fabs(v.get<double>()) < 0x1p63;
+  TS_CHECK(ok, where, " must be an integer (of 64 bits), got ", v.dump());
+  return v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
+}
+}  // namespace
+
 std::vector<CocoResult> parse_coco_results(const std::string& json_text, const std::string& path) {
   json root;
   try {
@@ -43,8 +54,8 @@ std::vector<CocoResult> parse_coco_results(const std::string& json_text, const s
     TS_CHECK(j.is_object(), where, " is not an object");
     CocoResult r;
     try {
-      r.image_id = j.at("image_id").get<int64_t>();
-      r.category_id = j.at("category_id").get<int64_t>();
+      r.image_id = json_integer(j.at("image_id"), where + ".image_id");
+      r.category_id = json_integer(j.at("category_id"), where + ".category_id");
       r.score = j.at("score").get<double>();
       if (j.contains("bbox")) {
         const auto b = j.at("bbox").get<std::vector<double>>();
@@ -55,7 +66,9 @@ std::vector<CocoResult> parse_coco_results(const std::string& json_text, const s
       if (j.contains("segmentation")) {
         const json& s = j.at("segmentation");
         TS_CHECK(s.is_object(), where, ": segmentation must be an RLE object {size, counts}");
-        const auto size = s.at("size").get<std::vector<int64_t>>();
+        TS_CHECK(s.at("size").is_array(), where, ": segmentation.size must be [height, width]");
+        std::vector<int64_t> size;
+        for (const json& d : s.at("size")) size.push_back(json_integer(d, where + ".segmentation.size"));
         TS_CHECK(size.size() == 2 && size[0] > 0 && size[1] > 0, where, ": segmentation.size must be [height, width]");
         TS_CHECK(size[0] <= (int64_t{1} << 16) && size[1] <= (int64_t{1} << 16) && size[0] * size[1] <= (int64_t{1} << 28), where,
                  ": segmentation.size [", size[0], ", ", size[1], "] is larger than tessera decodes (sides up to 65536, 2^28 pixels)");
@@ -65,8 +78,10 @@ std::vector<CocoResult> parse_coco_results(const std::string& json_text, const s
         if (c.is_string()) {
           r.rle = coco::rle_from_string(c.get<std::string>(), where);
         } else {
-          for (int64_t v : c.get<std::vector<int64_t>>()) {
-            TS_CHECK(v >= 0, where, ": negative RLE count");
+          TS_CHECK(c.is_array(), where, ": segmentation.counts must be a string or a list of counts");
+          for (const json& e : c) {
+            const int64_t v = json_integer(e, where + ".segmentation.counts");
+            TS_CHECK(v >= 0 && v <= UINT32_MAX, where, ": RLE count ", v, " out of range");
             r.rle.push_back(static_cast<uint32_t>(v));
           }
         }

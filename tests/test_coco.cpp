@@ -141,6 +141,11 @@ TEST(CocoDataset, MalformedFilesNameTheFieldAndTheFile) {
   expect_bad("huge_image.json", R"({"categories": [{"id": 1, "name": "a"}], "images": [{"id": 1, "file_name": "x.png", "height": 100000, "width": 100000}], "annotations": []})",
              "more than tessera decodes");
   EXPECT_THROW(coco::polygon_to_rle({0, 0, 1e9, 0, 1, 1}, 4, 4), Error);
+  // Found by fuzz_coco: an id of 8.9e76 (its cast to int64 was undefined); counts past 2^32.
+  expect_bad("huge_id.json", head + R"("annotations": [{"id": 8.9e76, "image_id": 1, "category_id": 1, "bbox": [0,0,1,1], "segmentation": [[0,0,1,0,1,1]]}]})",
+             "must be an integer (of 64 bits)");
+  expect_bad("huge_count.json", head + R"("annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0,0,1,1], "segmentation": {"size": [4, 4], "counts": [5e9, 16]}}]})",
+             "below 2^32");
   EXPECT_NO_THROW(coco::polygon_to_rle({-3, -3, 6, 0, 1, 6}, 4, 4));  // a little outside is fine
   // A missing image file is reported when the sample is read, naming the file.
   const std::string ok = dir + "/ok.json";

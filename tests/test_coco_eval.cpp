@@ -76,6 +76,11 @@ TEST(CocoEval, BadInputIsAClearError) {
     return (dir_ / name).string();
   };
   EXPECT_THROW(load_coco_results(write("a.json", "{not json")), Error);
+  // Numbers that do not fit (casts that were undefined, counts that were truncated).
+  EXPECT_THROW(parse_coco_results("[{\"image_id\": 1e30, \"category_id\": 1, \"score\": 0.5, \"bbox\": [0, 0, 1, 1]}]", "x"), Error);
+  EXPECT_THROW(parse_coco_results("[{\"image_id\": 1, \"category_id\": 1, \"score\": 0.5, \"segmentation\": "
+                                  "{\"size\": [1, 1], \"counts\": [4294967297, 0]}}]", "x"), Error);
+  EXPECT_EQ(parse_coco_results("[{\"image_id\": 3.0, \"category_id\": 1, \"score\": 0.5, \"bbox\": [0, 0, 1, 1]}]", "x").at(0).image_id, 3);
   EXPECT_THROW(load_coco_results(write("b.json", "{\"image_id\": 1}")), Error);                     // not an array
   EXPECT_THROW(load_coco_results(write("c.json", "[{\"image_id\": 1, \"score\": 0.5}]")), Error);  // no category
   EXPECT_THROW(load_coco_results(write("d.json", "[{\"image_id\": 1, \"category_id\": 1, \"score\": 0.5, \"bbox\": [1, 2]}]")),
