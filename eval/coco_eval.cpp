@@ -543,7 +543,7 @@ std::string encode_coco_results(const std::vector<CocoResult>& results) {
     put(out, r.height);
     put(out, r.width);
     put(out, static_cast<uint64_t>(r.rle.size()));
-    out.append(reinterpret_cast<const char*>(r.rle.data()), r.rle.size() * sizeof(uint32_t));
+    if (!r.rle.empty()) out.append(reinterpret_cast<const char*>(r.rle.data()), r.rle.size() * sizeof(uint32_t));
   }
   return out;
 }
@@ -568,7 +568,7 @@ std::vector<CocoResult> decode_coco_results(const std::string& bytes) {
     TS_CHECK(counts <= (bytes.size() - in.pos) / sizeof(uint32_t), "decode_coco_results: ", counts,
              " RLE counts cannot fit in the ", bytes.size() - in.pos, " bytes left");
     r.rle.resize(counts);
-    std::memcpy(r.rle.data(), bytes.data() + in.pos, counts * sizeof(uint32_t));
+    if (counts > 0) std::memcpy(r.rle.data(), bytes.data() + in.pos, counts * sizeof(uint32_t));  // data() may be null
     in.pos += counts * sizeof(uint32_t);
   }
   TS_CHECK(in.pos == bytes.size(), "decode_coco_results: ", bytes.size() - in.pos, " bytes left over after ", n, " results");
@@ -595,7 +595,7 @@ std::vector<CocoResult> sharded_coco_results(int64_t num_images,
   }
   std::string bytes = encode_coco_results(flat);
   const uint64_t k = counts.size();
-  bytes.append(reinterpret_cast<const char*>(counts.data()), k * sizeof(int64_t));
+  if (k > 0) bytes.append(reinterpret_cast<const char*>(counts.data()), k * sizeof(int64_t));
   bytes.append(reinterpret_cast<const char*>(&k), sizeof(k));
   // Every rank's (results, per-image counts); then interleave back into image order.
   std::vector<std::vector<CocoResult>> per_rank(static_cast<size_t>(world));
@@ -610,7 +610,7 @@ std::vector<CocoResult> sharded_coco_results(int64_t num_images,
     const size_t results_bytes = b.size() - sizeof(kr) - kr * sizeof(int64_t);
     std::vector<int64_t>& c = per_rank_counts[static_cast<size_t>(r)];
     c.resize(kr);
-    std::memcpy(c.data(), b.data() + results_bytes, kr * sizeof(int64_t));
+    if (kr > 0) std::memcpy(c.data(), b.data() + results_bytes, kr * sizeof(int64_t));
     per_rank[static_cast<size_t>(r)] = decode_coco_results(b.substr(0, results_bytes));
   }
   std::vector<CocoResult> all;
