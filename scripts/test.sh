@@ -23,5 +23,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "== the readers under libFuzzer (clang, ASan + UBSan): a short run of each target"
 cmake --preset fuzz >/dev/null
 cmake --build build-fuzz -j "$jobs"
-scripts/fuzz.sh --seconds 8
+scripts/fuzz.sh --seconds 5
 echo "== all tests passed"
