@@ -184,23 +184,17 @@ Counts polygon_to_rle(const std::vector<double>& xy, int64_t h, int64_t w) {
   return counts;
 }
 
-Counts rle_union(const Counts& a, const Counts& b) {
-  Counts out{0};
-  bool out_value = false;
-  auto emit = [&](bool value, uint64_t length) {
-    if (length == 0) return;
-    if (value != out_value) {
-      out.push_back(0);
-      out_value = value;
-    }
-    out.back() += static_cast<uint32_t>(length);
-  };
+namespace {
+// Walks two masks of one size run by run: f(length, a's value, b's value) for each stretch where
+// neither changes (pycocotools' rleMerge walk).
+template <class F>
+void walk_runs(const Counts& a, const Counts& b, F&& f) {
   size_t i = 0, j = 0;
   uint64_t ca = a.empty() ? 0 : a[0], cb = b.empty() ? 0 : b[0];
   bool va = false, vb = false;
   while (i < a.size() && j < b.size()) {
     const uint64_t step = std::min(ca, cb);
-    emit(va || vb, step);
+    f(step, va, vb);
     ca -= step;
     cb -= step;
     while (ca == 0 && ++i < a.size()) {
@@ -212,7 +206,27 @@ Counts rle_union(const Counts& a, const Counts& b) {
       vb = !vb;
     }
   }
+}
+}  // namespace
+
+Counts rle_union(const Counts& a, const Counts& b) {
+  Counts out{0};
+  bool out_value = false;
+  walk_runs(a, b, [&](uint64_t length, bool va, bool vb) {
+    if (length == 0) return;
+    if ((va || vb) != out_value) {
+      out.push_back(0);
+      out_value = va || vb;
+    }
+    out.back() += static_cast<uint32_t>(length);
+  });
   return out;
+}
+
+uint64_t rle_intersection(const Counts& a, const Counts& b) {
+  uint64_t inter = 0;
+  walk_runs(a, b, [&](uint64_t length, bool va, bool vb) { inter += va && vb ? length : 0; });
+  return inter;
 }
 
 Counts polygons_to_rle(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w) {

@@ -28,6 +28,8 @@ Tensor polygons_to_mask(const std::vector<std::vector<double>>& polygons, int64_
 Counts polygons_to_rle(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w);
 // The union of two masks of one size, run by run (pycocotools' rleMerge with intersect=0).
 Counts rle_union(const Counts& a, const Counts& b);
+// Pixels set in both (pycocotools' rleArea of rleMerge with intersect=1).
+uint64_t rle_intersection(const Counts& a, const Counts& b);
 int64_t rle_area(const Counts& counts);
 
 }  // namespace tessera::coco

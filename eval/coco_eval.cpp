@@ -184,27 +184,6 @@ Box rle_bbox(const coco::Counts& c, int64_t h) {
   return {double(xs), double(ys), double(xe - xs + 1), double(ye - ys + 1)};
 }
 
-uint64_t rle_intersection(const coco::Counts& a, const coco::Counts& b) {
-  size_t i = 0, j = 0;
-  uint64_t ca = a.empty() ? 0 : a[0], cb = b.empty() ? 0 : b[0], inter = 0;
-  bool va = false, vb = false;
-  while (i < a.size() && j < b.size()) {
-    const uint64_t step = std::min(ca, cb);
-    if (va && vb) inter += step;
-    ca -= step;
-    cb -= step;
-    if (ca == 0 && ++i < a.size()) {
-      ca = a[i];
-      va = !va;
-    }
-    if (cb == 0 && ++j < b.size()) {
-      cb = b[j];
-      vb = !vb;
-    }
-  }
-  return inter;
-}
-
 struct Gt {
   int64_t id;
   double area;
@@ -337,7 +316,7 @@ CocoEvalStats coco_evaluate(const CocoDataset& gt_set, const std::vector<CocoRes
         }
         // rleIou: only where the masks' boxes overlap.
         if (box_iou_xywh(D0[d].mask_box, G0[g].mask_box, G0[g].crowd) <= 0) continue;
-        const double inter = static_cast<double>(rle_intersection(D0[d].rle, G0[g].rle));
+        const double inter = static_cast<double>(coco::rle_intersection(D0[d].rle, G0[g].rle));
         const double uni = G0[g].crowd ? static_cast<double>(D0[d].rle_area)
                                        : static_cast<double>(D0[d].rle_area + G0[g].rle_area) - inter;
         ious[d][g] = inter / uni;

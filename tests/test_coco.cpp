@@ -42,6 +42,8 @@ TEST(CocoMask, PolygonsToRleEqualsEncodingTheirMask) {
   // Union of two hand-made masks of 2 x 3 (column-major): 110100 | 011000 = 111100.
   EXPECT_EQ(coco::rle_union({0, 2, 1, 1, 2}, {1, 2, 3}), (coco::Counts{0, 4, 2}));
   EXPECT_EQ(coco::rle_union({6}, {6}), (coco::Counts{6}));
+  EXPECT_EQ(coco::rle_intersection({0, 2, 1, 1, 2}, {1, 2, 3}), 1u);  // 110100 & 011000 = 010000
+  EXPECT_EQ(coco::rle_intersection({6}, {0, 6}), 0u);
 }
 
 TEST(CocoMask, PolygonsRasteriseExactlyAsPycocotools) {
