@@ -32,6 +32,21 @@ class Dataset {
   virtual std::string describe(int64_t index) const { return "sample " + std::to_string(index); }
 };
 
+// The samples begin..end-1 of another dataset, renumbered from 0 (a train/held-out split of a
+// folder or a COCO file); an Error when the range is not inside the dataset.
+class Subset : public Dataset {
+ public:
+  Subset(std::shared_ptr<const Dataset> base, int64_t begin, int64_t end);
+  int64_t size() const override { return end_ - begin_; }
+  Sample get(int64_t index) const override;
+  std::string describe(int64_t index) const override;
+
+ private:
+  int64_t check(int64_t index) const;
+  std::shared_ptr<const Dataset> base_;
+  int64_t begin_, end_;
+};
+
 // Images with a parallel folder of label PNGs of the same stem: images/x.png <-> masks/x.png.
 class ImageMaskFolder : public Dataset {
  public:

@@ -1,4 +1,4 @@
-// ImageMaskFolder: pairs images and label masks by file stem.
+// ImageMaskFolder: pairs images and label masks by file stem. Subset: a range of another dataset.
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -17,6 +17,20 @@ bool is_image(const fs::path& p) {
   return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp";
 }
 }  // namespace
+
+Subset::Subset(std::shared_ptr<const Dataset> base, int64_t begin, int64_t end) : base_(std::move(base)), begin_(begin), end_(end) {
+  TS_CHECK(base_ != nullptr, "Subset: no dataset");
+  TS_CHECK(0 <= begin && begin <= end && end <= base_->size(), "Subset: the range [", begin, ", ", end,
+           ") is not inside a dataset of ", base_->size(), " samples");
+}
+
+int64_t Subset::check(int64_t index) const {
+  TS_CHECK(index >= 0 && index < size(), "Subset: index ", index, " is out of range for ", size(), " samples");
+  return begin_ + index;
+}
+
+Sample Subset::get(int64_t index) const { return base_->get(check(index)); }
+std::string Subset::describe(int64_t index) const { return base_->describe(check(index)); }
 
 ImageMaskFolder::ImageMaskFolder(const std::string& images_dir, const std::string& masks_dir, int channels)
     : channels_(channels) {

@@ -10,6 +10,7 @@
 #include "dist/dist.h"
 #include "core/safetensors.h"
 #include "core/view.h"
+#include "optim/checkpoint.h"
 
 namespace tessera::driver {
 
@@ -107,6 +108,61 @@ int fail(const std::string& what) {
   if (dist::is_initialized() && dist::world_size() > 1) dist::abort("error: " + what);
   std::fprintf(stderr, "error: %s\n", what.c_str());
   return 1;
+}
+
+int guarded_main(int argc, char** argv, int (*run)(int, char**)) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  } catch (...) {
+    return fail("an unexpected exception");
+  }
+}
+
+void add_training_options(cli::Args& args, const std::string& out_dir, int64_t log_every) {
+  args.flag("verbose", "after each progress line, the memory allocator's state (CUDA: allocated, reserved, segments, cudaMalloc calls)")
+      .option("log-every", std::to_string(log_every), "progress line every N steps")
+      .option("save-every", "500", "checkpoint every N steps (and at the end)")
+      .option("workers", "2", "data-loading threads")
+      .option("device", "cpu", "cpu or cuda[:N]")
+      .option("threads", "", "CPU threads (default: TESSERA_NUM_THREADS or all cores)")
+      .option("seed", "1", "random seed")
+      .option("out", out_dir, "output folder")
+      .option("resume", "", "a checkpoint.safetensors to continue from");
+}
+
+TrainingSetup start_training(const cli::Args& args, const std::string& program) {
+  if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
+  TrainingSetup s;
+  s.world = join_world();
+  s.device = rank_device(args.str("device"), s.world, program);
+  s.seed = static_cast<uint64_t>(args.integer("seed"));
+  manual_seed(s.seed);
+  return s;
+}
+
+int64_t resume_step(const cli::Args& args, Module& model, Optimizer& opt, const World& world) {
+  if (!args.has("resume")) return 0;
+  const int64_t step = load_checkpoint(args.str("resume"), model, opt).step;
+  if (world.main()) std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(step));
+  return step;
+}
+
+void print_data_parallel(const World& world, int64_t batch, double lr) {
+  if (!world.distributed || !world.main()) return;
+  std::printf("data parallel: %d ranks x batch %lld = global batch %lld, lr %g (not scaled with the batch)\n", world.size,
+              static_cast<long long>(batch), static_cast<long long>(batch * world.size), lr);
+}
+
+std::vector<Sample> next_batch(DataLoader& loader, int64_t& epoch) {
+  std::optional<std::vector<Sample>> batch = loader.next();
+  if (!batch) {
+    loader.start_epoch(++epoch);
+    batch = loader.next();
+  }
+  TS_CHECK(batch.has_value(), "no batch to train on: the training images (this rank's share of them) are fewer than --batch");
+  return std::move(*batch);
 }
 
 std::string memory_line(const Device& dev) {

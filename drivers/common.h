@@ -2,13 +2,18 @@
 // metrics as JSON lines, and the U-Net configuration stored in checkpoint metadata.
 #pragma once
 
+#include <chrono>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "data/loader.h"
+#include "drivers/args.h"
 #include "models/mask_rcnn.h"
 #include "models/unet.h"
+#include "optim/optimizer.h"
 
 namespace tessera::driver {
 
@@ -50,6 +55,41 @@ Device rank_device(const std::string& spec, const World& world, const std::strin
 // main()'s error path: "error: <what>" and exit code 1; under mpirun every rank is stopped at once
 // (MPI_Abort), with this rank named, instead of the others waiting for it.
 int fail(const std::string& what);
+// A driver's main(): returns run(argc, argv); any exception (tessera::Error, std::bad_alloc, a
+// filesystem error, ...) goes to fail(), so every driver ends with one clear line and status 1.
+int guarded_main(int argc, char** argv, int (*run)(int, char**));
+
+// The options every training driver has: --verbose, --log-every, --save-every, --workers,
+// --device, --threads, --seed, --out (default `out_dir`) and --resume.
+void add_training_options(cli::Args& args, const std::string& out_dir, int64_t log_every);
+// What those options set up, once parsed: the CPU threads (--threads), the MPI world (under
+// mpirun), this rank's device (rank_device) and the global seed (manual_seed(--seed)).
+struct TrainingSetup {
+  World world;
+  Device device;
+  uint64_t seed = 0;
+};
+TrainingSetup start_training(const cli::Args& args, const std::string& program);
+// The step to start from: 0, or the step of the --resume checkpoint, loaded into model and
+// optimizer (rank 0 says so).
+int64_t resume_step(const cli::Args& args, Module& model, Optimizer& opt, const World& world);
+// Rank 0, under mpirun: one line on the global batch.
+void print_data_parallel(const World& world, int64_t batch, double lr);
+// The next batch, starting the next epoch when this one is over.
+std::vector<Sample> next_batch(DataLoader& loader, int64_t& epoch);
+
+// Wall-clock time since construction, and the estimate of progress lines.
+class Clock {
+ public:
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+  // Seconds still to go when `done` steps took seconds() and `left` remain.
+  double eta(int64_t done, int64_t left) const {
+    return done > 0 ? static_cast<double>(left) * seconds() / static_cast<double>(done) : 0.0;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
 
 // The allocator's state on `dev`, for --verbose progress lines: the CUDA caching allocator's
 // summary (allocated, reserved, peak, segments, cudaMalloc calls, splits, merges), or the CPU

@@ -26,12 +26,11 @@ int run(int argc, char** argv) {
   const std::vector<CocoResult> results = load_coco_results(args.str("results"));
   std::printf("%zu detections on %lld images, %lld categories\n", results.size(), (long long)gt.size(), (long long)gt.num_classes());
   std::map<std::string, double> values;
-  const char* names[12] = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
   for (const std::string t : {"bbox", "segm"}) {
     if (type != "both" && type != t) continue;
     const CocoEvalStats s = coco_evaluate(gt, results, t);
     std::printf("IoU metric: %s\n%s", t.c_str(), s.summary().c_str());
-    for (int k = 0; k < 12; ++k) values[t + "_" + names[k]] = s.stats[static_cast<size_t>(k)];
+    values.merge(s.named(t));
   }
   if (args.has("out")) driver::write_json(args.str("out"), values, {{"gt", args.str("gt")}, {"results", args.str("results")}});
   return 0;
@@ -39,12 +38,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {  // tessera::Error, and std::bad_alloc, filesystem errors, ...
-    return tessera::driver::fail(e.what());
-  } catch (...) {
-    return tessera::driver::fail("an unexpected exception");
-  }
-}
+int main(int argc, char** argv) { return tessera::driver::guarded_main(argc, argv, run); }

@@ -13,7 +13,6 @@
 // (images of one size are unaffected); U-Net batches stack consecutive images of one size.
 #include <glob.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -76,20 +75,20 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& args) {
 // "[ 12/120] 3.4 img/s | elapsed 0:04 | eta 0:32" after each batch.
 class Progress {
  public:
-  explicit Progress(size_t total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+  explicit Progress(size_t total) : total_(total) {}
   void done(size_t n) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double rate = static_cast<double>(n) / std::max(secs, 1e-9);
+    const double secs = clock_.seconds();
     const int width = static_cast<int>(std::to_string(total_).size());
-    std::printf("[%*zu/%zu] %.2f img/s | elapsed %s | eta %s\n", width, n, total_, rate, cli::format_duration(secs).c_str(),
-                cli::format_duration(static_cast<double>(total_ - n) / std::max(rate, 1e-9)).c_str());
+    std::printf("[%*zu/%zu] %.2f img/s | elapsed %s | eta %s\n", width, n, total_, static_cast<double>(n) / std::max(secs, 1e-9),
+                cli::format_duration(secs).c_str(),
+                cli::format_duration(clock_.eta(static_cast<int64_t>(n), static_cast<int64_t>(total_ - n))).c_str());
     std::fflush(stdout);
   }
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+  double seconds() const { return clock_.seconds(); }
 
  private:
   size_t total_;
-  std::chrono::steady_clock::time_point start_;
+  driver::Clock clock_;
 };
 
 // COCO's "images" for the inputs (ids from 1 in input order), written atomically.
@@ -282,12 +281,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {  // tessera::Error, and std::bad_alloc, filesystem errors, ...
-    return tessera::driver::fail(e.what());
-  } catch (...) {
-    return tessera::driver::fail("an unexpected exception");
-  }
-}
+int main(int argc, char** argv) { return tessera::driver::guarded_main(argc, argv, run); }

@@ -502,6 +502,11 @@ TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
     EXPECT_EQ(r.code, 1) << option;
     EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
   }
+  // Fewer training images than one batch (Mask R-CNN drops the last partial batch): an epoch
+  // without a batch once ended in an empty std::optional dereferenced.
+  r = run(kTrainMaskRCNN + " --iters 1 --train-images 1 --batch 2 --out " + quoted(dir / "m"), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("fewer than --batch"), std::string::npos) << r.output;
   // An unknown mode, and a missing image.
   r = run(kPredict + " resnet", dir);
   EXPECT_EQ(r.code, 1);

@@ -5,7 +5,6 @@
 //
 //   train_maskrcnn --backbone resnet18 --rois-per-image 32 --iters 6000 --out runs/maskrcnn  (segm AP50 1.00, README)
 //   train_maskrcnn --coco instances.json --images DIR --weights maskrcnn_resnet50_fpn.safetensors
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -27,18 +26,6 @@ namespace fs = std::filesystem;
 using namespace tessera;
 
 namespace {
-
-class Subset : public Dataset {
- public:
-  Subset(std::shared_ptr<const Dataset> base, int64_t begin, int64_t end) : base_(std::move(base)), begin_(begin), end_(end) {}
-  int64_t size() const override { return end_ - begin_; }
-  Sample get(int64_t i) const override { return base_->get(begin_ + i); }
-  std::string describe(int64_t i) const override { return base_->describe(begin_ + i); }
-
- private:
-  std::shared_ptr<const Dataset> base_;
-  int64_t begin_, end_;
-};
 
 int64_t backbone_depth(const std::string& name) {
   for (int64_t d : {18, 34, 50, 101})
@@ -108,22 +95,13 @@ int run(int argc, char** argv) {
       .option("train-images", "1000", "synthetic training images")
       .option("eval-images", "50", "synthetic held-out images")
       .option("image-size", "128", "synthetic image size")
-      .option("eval-every", "500", "evaluate every N steps (and at the end); 0: only at the end")
-      .flag("verbose", "after each progress line, the memory allocator's state (CUDA: allocated, reserved, segments, cudaMalloc calls)")
-      .option("log-every", "20", "progress line every N steps")
-      .option("save-every", "500", "checkpoint every N steps (and at the end)")
-      .option("workers", "2", "data-loading threads")
-      .option("device", "cpu", "cpu or cuda[:N]")
-      .option("threads", "", "CPU threads (default: TESSERA_NUM_THREADS or all cores)")
-      .option("seed", "1", "random seed")
-      .option("out", "runs/maskrcnn", "output folder")
-      .option("resume", "", "a checkpoint.safetensors to continue from");
+      .option("eval-every", "500", "evaluate every N steps (and at the end); 0: only at the end");
+  driver::add_training_options(args, "runs/maskrcnn", 20);
   args.parse(argc, argv);
-  if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
-  const driver::World world = driver::join_world();
-  const Device dev = driver::rank_device(args.str("device"), world, "train_maskrcnn");
-  const uint64_t seed = static_cast<uint64_t>(args.integer("seed"));
-  manual_seed(seed);
+  const driver::TrainingSetup setup = driver::start_training(args, "train_maskrcnn");
+  const driver::World world = setup.world;
+  const Device dev = setup.device;
+  const uint64_t seed = setup.seed;
   const fs::path out = args.str("out");
   if (world.main()) fs::create_directories(out);  // rank 0 writes every file
 
@@ -225,11 +203,7 @@ int run(int argc, char** argv) {
   SGD opt(params, SGDOptions{args.number("lr"), args.number("momentum"), 0.0, args.number("weight-decay")});
   const Schedule schedule = Schedule::warmup_linear(args.integer("warmup"), 0.001) *
                             Schedule::multi_step(parse_steps(args.str("steps"), iters), 0.1);
-  int64_t start = 0;
-  if (args.has("resume")) {
-    start = load_checkpoint(args.str("resume"), net, opt).step;
-    if (world.main()) std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(start));
-  }
+  const int64_t start = driver::resume_step(args, net, opt, world);
 
   LoaderOptions lo;
   lo.batch_size = args.integer("batch");
@@ -243,9 +217,7 @@ int run(int argc, char** argv) {
   const std::string norm_name = groups > 0 ? "GroupNorm(" + std::to_string(groups) + ")"
                                 : cfg.options.backbone.frozen_batch_norm ? "FrozenBatchNorm"
                                                                          : "BatchNorm";
-  if (world.distributed && world.main())
-    std::printf("data parallel: %d ranks x batch %lld = global batch %lld, lr %g (not scaled with the batch)\n", world.size,
-                (long long)lo.batch_size, (long long)(lo.batch_size * world.size), args.number("lr"));
+  driver::print_data_parallel(world, lo.batch_size, args.number("lr"));
   if (world.main())
   std::printf("Mask R-CNN %s-FPN (%s): %lld parameters (%lld trained), %lld classes, images resized to %g..%g, anchors %s, "
               "%lld RoIs per image, %s, %lld CPU threads; %lld training / %lld evaluation images\n",
@@ -256,8 +228,7 @@ int run(int argc, char** argv) {
               (long long)num_threads(), (long long)train_ds->size(), (long long)val_ds->size());
 
   driver::JsonLines metrics(world.main() ? (out / "metrics.jsonl").string() : std::string(), start > 0);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const driver::Clock clock;
   // A resumed run continues the epoch where the checkpoint stopped (its step's batch).
   const int64_t per_epoch = std::max<int64_t>(1, loader.batches_per_epoch());
   int64_t epoch = start / per_epoch, images = 0;
@@ -268,14 +239,10 @@ int run(int argc, char** argv) {
   Generator sampler_gen(seed + 17 + static_cast<uint64_t>(world.rank));  // each rank its own RoI samples
   const int64_t eval_every = args.integer("eval-every");
   for (int64_t step = start; step < iters; ++step) {
-    auto batch = loader.next();
-    if (!batch) {
-      loader.start_epoch(++epoch);
-      batch = loader.next();
-    }
+    const std::vector<Sample> batch = driver::next_batch(loader, epoch);
     opt.set_lr(schedule.lr(args.number("lr"), step));
     opt.zero_grad();
-    const MaskRCNNLosses l = net.losses(*batch, &sampler_gen);
+    const MaskRCNNLosses l = net.losses(batch, &sampler_gen);
     Tensor total = l.total();
     total.backward();
     if (ddp) ddp->finish();  // every rank now holds the gradient of the global batch
@@ -288,7 +255,7 @@ int run(int argc, char** argv) {
     for (const auto& [name, t] : parts) sums[name] += t->item<float>();
     sums["loss"] += lt;
     ++n_sum;
-    images += static_cast<int64_t>(batch->size());
+    images += static_cast<int64_t>(batch.size());
     const bool final_step = step + 1 == iters;
     if ((step + 1) % args.integer("log-every") == 0 || final_step) {
       if (world.distributed) {  // the losses over every rank's images (every rank loads as many)
@@ -301,8 +268,8 @@ int run(int argc, char** argv) {
         size_t i = 1;
         for (auto& [k, x] : sums) x = v[i++];
       }
-      const double secs = elapsed(), rate = static_cast<double>(images * world.size) / std::max(secs, 1e-9);
-      const double eta = static_cast<double>(iters - step - 1) * secs / static_cast<double>(step + 1 - start);
+      const double secs = clock.seconds(), rate = static_cast<double>(images * world.size) / std::max(secs, 1e-9);
+      const double eta = clock.eta(step + 1 - start, iters - step - 1);
       auto avg = [&](const char* k) { return sums[k] / static_cast<double>(n_sum); };
       if (world.main())
       std::printf("iter %6lld/%lld | loss %.4f (cls %.4f box %.4f mask %.4f obj %.4f rpn %.4f) | %.2f img/s | lr %.2e | "
@@ -319,19 +286,16 @@ int run(int argc, char** argv) {
       n_sum = 0;
     }
     if ((eval_every > 0 && (step + 1) % eval_every == 0) || final_step) {
-      const double te = elapsed();
+      const double te = clock.seconds();
       last = evaluate(net, *val_ds, gt, image_ids, cfg, dev);  // every rank detects its shard
       if (!world.main()) continue;
       std::printf("  eval @%lld on %lld images (%.0f s): bbox AP %.3f AP50 %.3f AP75 %.3f | segm AP %.3f AP50 %.3f AP75 %.3f\n",
-                  (long long)(step + 1), (long long)val_ds->size(), elapsed() - te, last.bbox.ap(), last.bbox.ap50(),
+                  (long long)(step + 1), (long long)val_ds->size(), clock.seconds() - te, last.bbox.ap(), last.bbox.ap50(),
                   last.bbox.ap75(), last.segm.ap(), last.segm.ap50(), last.segm.ap75());
       std::fflush(stdout);
       std::map<std::string, double> row = {{"iter", double(step + 1)}};
-      const char* names[12] = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
-      for (int k = 0; k < 12; ++k) {
-        row[std::string("bbox_") + names[k]] = last.bbox.stats[static_cast<size_t>(k)];
-        row[std::string("segm_") + names[k]] = last.segm.stats[static_cast<size_t>(k)];
-      }
+      row.merge(last.bbox.named("bbox"));
+      row.merge(last.segm.named("segm"));
       metrics.write(row);
       write_png((out / ("preview_" + std::to_string(step + 1) + ".png")).string(), last.preview);
     }
@@ -346,16 +310,13 @@ int run(int argc, char** argv) {
     return 0;
   }
   save_module(net, (out / "model.safetensors").string(), driver::maskrcnn_metadata(cfg));
-  std::map<std::string, double> summary = {{"iters", double(iters)}, {"seconds", elapsed()}, {"parameters", double(net.num_parameters())}};
-  const char* names[12] = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
-  for (int k = 0; k < 12; ++k) {
-    summary[std::string("bbox_") + names[k]] = last.bbox.stats[static_cast<size_t>(k)];
-    summary[std::string("segm_") + names[k]] = last.segm.stats[static_cast<size_t>(k)];
-  }
+  std::map<std::string, double> summary = {{"iters", double(iters)}, {"seconds", clock.seconds()}, {"parameters", double(net.num_parameters())}};
+  summary.merge(last.bbox.named("bbox"));
+  summary.merge(last.segm.named("segm"));
   driver::write_json((out / "summary.json").string(), summary,
                      {{"model", (out / "model.safetensors").string()}, {"backbone", args.str("backbone")}});
   std::printf("done in %s: bbox AP %.3f (AP50 %.3f), segm AP %.3f (AP50 %.3f) on %lld held-out images. Model: %s\n",
-              cli::format_duration(elapsed()).c_str(), last.bbox.ap(), last.bbox.ap50(), last.segm.ap(), last.segm.ap50(),
+              cli::format_duration(clock.seconds()).c_str(), last.bbox.ap(), last.bbox.ap50(), last.segm.ap(), last.segm.ap50(),
               (long long)val_ds->size(), (out / "model.safetensors").string().c_str());
   dist::finalize();
   return 0;
@@ -363,12 +324,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {  // tessera::Error, and std::bad_alloc, filesystem errors, ...
-    return tessera::driver::fail(e.what());
-  } catch (...) {
-    return tessera::driver::fail("an unexpected exception");
-  }
-}
+int main(int argc, char** argv) { return tessera::driver::guarded_main(argc, argv, run); }

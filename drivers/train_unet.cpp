@@ -3,7 +3,6 @@
 // large tile per step — on synthetic touching cells (the default) or on a folder of images and
 // label masks. Prints a progress line, writes metrics.jsonl, validation previews and atomic
 // checkpoints into --out.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
@@ -23,19 +22,6 @@ namespace fs = std::filesystem;
 using namespace tessera;
 
 namespace {
-
-// Dataset view of a range of another dataset's indices (train/validation split of a folder).
-class Subset : public Dataset {
- public:
-  Subset(std::shared_ptr<const Dataset> base, int64_t begin, int64_t end) : base_(std::move(base)), begin_(begin), end_(end) {}
-  int64_t size() const override { return end_ - begin_; }
-  Sample get(int64_t i) const override { return base_->get(begin_ + i); }
-  std::string describe(int64_t i) const override { return base_->describe(begin_ + i); }
-
- private:
-  std::shared_ptr<const Dataset> base_;
-  int64_t begin_, end_;
-};
 
 // Instances for the weight map: the dataset's own, or the connected components of the foreground
 // (folder data separates touching cells by background borders, as the ISBI data does).
@@ -137,22 +123,13 @@ int run(int argc, char** argv) {
       .option("train-images", "1000", "synthetic training images")
       .option("val-images", "8", "synthetic validation images")
       .option("image-size", "256", "synthetic image size")
-      .option("val-every", "250", "validate every N steps (and at the end)")
-      .flag("verbose", "after each progress line, the memory allocator's state (CUDA: allocated, reserved, segments, cudaMalloc calls)")
-      .option("log-every", "10", "progress line every N steps")
-      .option("save-every", "500", "checkpoint every N steps (and at the end)")
-      .option("workers", "2", "data-loading threads")
-      .option("device", "cpu", "cpu or cuda[:N]")
-      .option("threads", "", "CPU threads (default: TESSERA_NUM_THREADS or all cores)")
-      .option("seed", "1", "random seed")
-      .option("out", "runs/unet", "output folder")
-      .option("resume", "", "a checkpoint to continue from");
+      .option("val-every", "250", "validate every N steps (and at the end)");
+  driver::add_training_options(args, "runs/unet", 10);
   args.parse(argc, argv);
-  if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
-  const driver::World world = driver::join_world();
-  const Device dev = driver::rank_device(args.str("device"), world, "train_unet");
-  const uint64_t seed = static_cast<uint64_t>(args.integer("seed"));
-  manual_seed(seed);
+  const driver::TrainingSetup setup = driver::start_training(args, "train_unet");
+  const driver::World world = setup.world;
+  const Device dev = setup.device;
+  const uint64_t seed = setup.seed;
 
   UNetOptions o;
   o.num_classes = args.integer("classes");
@@ -206,11 +183,7 @@ int run(int argc, char** argv) {
     // The first validation image, so that `predict unet` has a picture to try.
     write_png((out / "val_example.png").string(), val_ds->get(0).image);
   }
-  int64_t start = 0;
-  if (args.has("resume")) {
-    start = load_checkpoint(args.str("resume"), net, opt).step;
-    if (world.main()) std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(start));
-  }
+  const int64_t start = driver::resume_step(args, net, opt, world);
   const int64_t iters = args.integer("iters"), num_classes = o.num_classes;
   const double w0 = args.number("w0"), sigma = args.number("sigma");
   UnetAugmentOptions aug;
@@ -225,17 +198,14 @@ int run(int argc, char** argv) {
     s.weight = unet_weight_map(s.mask, instances_of(s), num_classes, w0, sigma);
     return crop_tile(augment_unet(s, rng, aug), tile, rng);
   });
-  if (world.distributed && world.main())
-    std::printf("data parallel: %d ranks x batch %lld = global batch %lld, lr %g (not scaled with the batch)\n", world.size,
-                (long long)lo.batch_size, (long long)(lo.batch_size * world.size), args.number("lr"));
+  driver::print_data_parallel(world, lo.batch_size, args.number("lr"));
   if (world.main())
   std::printf("U-Net: width %lld, depth %lld, %lld parameters, tile %lld -> %lld, %s, %lld CPU threads; %lld training / %lld "
               "validation images\n",
               (long long)o.width, (long long)o.depth, (long long)net.num_parameters(), (long long)tile.in, (long long)tile.out,
               dev.str().c_str(), (long long)num_threads(), (long long)train_ds->size(), (long long)val_ds->size());
   driver::JsonLines metrics(world.main() ? (out / "metrics.jsonl").string() : std::string(), start > 0);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const driver::Clock clock;
   // A resumed run continues the epoch where the checkpoint stopped (its step's batch).
   const int64_t per_epoch = std::max<int64_t>(1, loader.batches_per_epoch());
   int64_t epoch = start / per_epoch, images = 0;
@@ -244,13 +214,9 @@ int run(int argc, char** argv) {
   int64_t loss_n = 0;
   ValResult last_val;
   for (int64_t step = start; step < iters; ++step) {
-    auto batch = loader.next();
-    if (!batch) {
-      loader.start_epoch(++epoch);
-      batch = loader.next();
-    }
+    const std::vector<Sample> batch = driver::next_batch(loader, epoch);
     std::vector<Tensor> xs, ts, ws;
-    for (const Sample& s : *batch) {
+    for (const Sample& s : batch) {
       xs.push_back(s.image);
       ts.push_back(s.mask);
       ws.push_back(s.weight);
@@ -267,7 +233,7 @@ int run(int argc, char** argv) {
     TS_CHECK(std::isfinite(l), "train_unet: the loss became ", l, " at step ", step, " (try a lower --lr or --warmup)");
     loss_sum += l;
     ++loss_n;
-    images += static_cast<int64_t>(batch->size());
+    images += static_cast<int64_t>(batch.size());
     const bool last = step + 1 == iters;
     if ((step + 1) % args.integer("log-every") == 0 || last) {
       if (world.distributed) {  // the loss over every rank's samples (every rank loads as many images)
@@ -276,8 +242,8 @@ int run(int argc, char** argv) {
         loss_sum = totals.to_vector<double>()[0];
         loss_n = static_cast<int64_t>(totals.to_vector<double>()[1]);
       }
-      const double secs = elapsed(), rate = static_cast<double>(images * world.size) / std::max(secs, 1e-9);
-      const double eta = static_cast<double>(iters - step - 1) * secs / static_cast<double>(step + 1 - start);
+      const double secs = clock.seconds(), rate = static_cast<double>(images * world.size) / std::max(secs, 1e-9);
+      const double eta = clock.eta(step + 1 - start, iters - step - 1);
       if (world.main())
       std::printf("iter %6lld/%lld | loss %.4f | %.2f img/s | lr %.2e | elapsed %s | eta %s\n", (long long)(step + 1),
                   (long long)iters, loss_sum / static_cast<double>(loss_n), rate, opt.lr(), cli::format_duration(secs).c_str(),
@@ -316,12 +282,12 @@ int run(int argc, char** argv) {
   auto meta = driver::unet_metadata(o);
   meta["unet.tile"] = std::to_string(tile.in);
   save_module(net, (out / "model.safetensors").string(), meta);
-  driver::write_json((out / "summary.json").string(), {{"iters", double(iters)}, {"seconds", elapsed()}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
+  driver::write_json((out / "summary.json").string(), {{"iters", double(iters)}, {"seconds", clock.seconds()}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
                  {"val_rand_error", last_val.rand_err}, {"val_instance_f1", last_val.f1}, {"val_merged", double(last_val.merged)},
                  {"parameters", double(net.num_parameters())}},
                 {{"model", (out / "model.safetensors").string()}});
   std::printf("done in %s: validation IoU(cells) %.4f, instance F1 %.3f (%lld of %lld cells matched, %lld merged). Model: %s\n",
-              cli::format_duration(elapsed()).c_str(), last_val.iou_fg, last_val.f1, (long long)last_val.matched,
+              cli::format_duration(clock.seconds()).c_str(), last_val.iou_fg, last_val.f1, (long long)last_val.matched,
               (long long)last_val.cells, (long long)last_val.merged, (out / "model.safetensors").string().c_str());
   dist::finalize();
   return 0;
@@ -329,12 +295,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {  // tessera::Error, and std::bad_alloc, filesystem errors, ...
-    return tessera::driver::fail(e.what());
-  } catch (...) {
-    return tessera::driver::fail("an unexpected exception");
-  }
-}
+int main(int argc, char** argv) { return tessera::driver::guarded_main(argc, argv, run); }

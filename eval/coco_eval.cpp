@@ -482,6 +482,12 @@ std::string CocoEvalStats::summary() const {
   return o.str();
 }
 
+std::map<std::string, double> CocoEvalStats::named(const std::string& prefix) const {
+  std::map<std::string, double> m;
+  for (size_t i = 0; i < stats.size(); ++i) m[prefix + "_" + kNames[i]] = stats[i];
+  return m;
+}
+
 // ---- results between processes
 
 namespace {

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ struct CocoEvalStats {
   double ap75() const { return stats[2]; }
   // The lines pycocotools' summarize() prints.
   std::string summary() const;
+  // Short names of the 12 numbers, in order: AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
+  static constexpr std::array<const char*, 12> kNames = {"AP",  "AP50", "AP75",  "APs", "APm", "APl",
+                                                         "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
+  // The numbers by name, each prefixed "<prefix>_" (e.g. "segm_AP50"), for metrics files.
+  std::map<std::string, double> named(const std::string& prefix) const;
 };
 
 // One image's detections (masks [D, 1, H, W] probabilities, binarised at 0.5) as results;

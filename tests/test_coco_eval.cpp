@@ -25,6 +25,12 @@ TEST(CocoEval, MatchesPycocotoolsForBboxAndSegm) {
     const CocoEvalStats s = coco_evaluate(gt, results, type);
     const auto want = expected.at(type).get<std::vector<double>>();
     for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(s.stats[i], want[i], 1e-9) << type << " stat " << i << "\n" << s.summary();
+    // The named numbers of metrics files: pycocotools' order (AP50 second, AR100 ninth).
+    const std::map<std::string, double> named = s.named(type);
+    EXPECT_EQ(named.size(), 12u);
+    EXPECT_EQ(named.at(type + "_AP50"), s.stats[1]);
+    EXPECT_EQ(named.at(type + "_AR100"), s.stats[8]);
+    EXPECT_EQ(named.at(type + "_ARl"), s.stats[11]);
   }
 }
 

@@ -432,5 +432,21 @@ TEST(ImageMaskFolder, PairsByStemAndReportsProblems) {
   EXPECT_THROW(ImageMaskFolder((root / "nowhere").string(), (root / "masks").string()), Error);
 }
 
+TEST(Subset, IsARenumberedRangeOfItsDatasetAndChecksIndices) {
+  auto base = std::make_shared<SyntheticShapes>(6, 3, 64, 64);
+  const Subset held(base, 4, 6);
+  ASSERT_EQ(held.size(), 2);
+  for (int64_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(test::equal(held.get(i).image, base->get(4 + i).image));
+    EXPECT_EQ(held.describe(i), base->describe(4 + i));
+  }
+  EXPECT_EQ(Subset(base, 2, 2).size(), 0);
+  EXPECT_THROW(held.get(2), Error);   // would be the base's sample 6: past its end
+  EXPECT_THROW(held.get(-1), Error);  // would be the base's sample 3: outside the range
+  EXPECT_THROW(Subset(base, 3, 7), Error);
+  EXPECT_THROW(Subset(base, 4, 3), Error);
+  EXPECT_THROW(Subset(nullptr, 0, 0), Error);
+}
+
 }  // namespace
 }  // namespace tessera
