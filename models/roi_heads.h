@@ -50,6 +50,7 @@ class RoIHeads : public Module {
   // features: P2..P5 (any further levels are ignored); image_sizes: each image's size before
   // padding; targets (training): per image boxes [G, 4], labels [G] and masks [G, H, W] in the
   // resized image's coordinates.
+  using Module::forward;  // the one-input forward stays visible (it is an Error for this module)
   RoIHeadsOutput forward(const std::vector<Tensor>& features, const std::vector<Int2>& image_sizes,
                          const std::vector<Tensor>& proposals, const std::vector<Sample>* targets = nullptr,
                          Generator* sampler_gen = nullptr);

@@ -45,6 +45,7 @@ class RegionProposalNetwork : public Module {
                         Generator* gen = nullptr);
   // features: the pyramid of the padded batch of size padded_size; image_sizes: each image's size
   // before padding; gt_boxes (training): per image [G_i, 4] (G_i may be 0).
+  using Module::forward;  // the one-input forward stays visible (it is an Error for this module)
   RPNOutput forward(const std::vector<Tensor>& features, Int2 padded_size, const std::vector<Int2>& image_sizes,
                     const std::vector<Tensor>* gt_boxes = nullptr, Generator* sampler_gen = nullptr);
   const AnchorGenerator& anchor_generator() const { return anchors_; }
