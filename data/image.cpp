@@ -27,10 +27,27 @@ Format sniff(const unsigned char* p, size_t n, const std::string& name) {
   TS_ERROR(name, ": unsupported or unrecognised image format (tessera reads PNG, JPEG and BMP)");
 }
 
+// What the walks of a file's structure learn: enough to bound the pixels its data can hold, and
+// to read label images as they are stored.
+struct Structure {
+  int png_depth = 0, png_color = -1;    // IHDR's bit depth and colour type (3: palette)
+  uint64_t png_idat_bytes = 0;          // the compressed image data
+  size_t plte_at = 0, plte_length = 0;  // the palette's entries, when there is a PLTE chunk
+  std::vector<std::pair<int, int>> jpeg_sampling;  // the frame's components' (H, V) sampling factors
+};
+
+uint32_t be32(const unsigned char* p) {
+  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) | (static_cast<uint32_t>(p[2]) << 8) | p[3];
+}
+
+bool is_jpeg_frame(unsigned char marker) {  // SOF0..SOF15 without DHT (C4), JPG (C8) and DAC (CC)
+  return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+}
+
 // JPEG's segments, walked as stb will read them: each inside the file, and each Huffman table with
 // at most 256 codes. (Debian's stb 2.27 writes past its 257-entry table for more: found by
-// fuzz_image under UBSan; stb 2.28 checks it.)
-void check_jpeg_segments(const unsigned char* p, size_t n, const std::string& name) {
+// fuzz_image under UBSan; stb 2.28 checks it.) The first frame header gives the sampling factors.
+void check_jpeg_segments(const unsigned char* p, size_t n, const std::string& name, Structure& st) {
   size_t at = 2;  // after SOI
   while (at + 1 < n) {
     if (p[at] != 0xFF) {
@@ -56,37 +73,56 @@ void check_jpeg_segments(const unsigned char* p, size_t n, const std::string& na
                  " codes; at most 256, within the segment)");
         q += 17 + codes;
       }
+    } else if (is_jpeg_frame(marker) && st.jpeg_sampling.empty()) {
+      // precision, height, width, component count, then (id, H << 4 | V, quantisation table) each
+      const size_t components = length >= 8 ? p[at + 9] : 0;
+      TS_CHECK(components >= 1 && length >= 8 + 3 * components, name, ": corrupt JPEG frame header at byte ", at);
+      for (size_t k = 0; k < components; ++k) {
+        const unsigned char hv = p[at + 10 + 3 * k + 1];
+        st.jpeg_sampling.emplace_back(hv >> 4, hv & 15);
+      }
     }
     at += 2 + length;
   }
 }
 
-void check_complete(Format f, const unsigned char* p, size_t n, const std::string& name) {
+Structure check_complete(Format f, const unsigned char* p, size_t n, const std::string& name) {
+  Structure st;
   if (f == Format::Jpeg) {
     // The end-of-image marker, possibly followed by padding.
     size_t end = n;
     while (end > 2 && (p[end - 1] == 0 || p[end - 1] == '\n' || p[end - 1] == '\r')) --end;
     TS_CHECK(end >= 4 && p[end - 2] == 0xFF && p[end - 1] == 0xD9, name,
              ": truncated JPEG (no end-of-image marker)");
-    check_jpeg_segments(p, n, name);
+    check_jpeg_segments(p, n, name, st);
   } else if (f == Format::Png) {
     // Every chunk inside the file, up to IEND: stb sizes its compressed-data buffer by the chunk
     // lengths before it reads them (a 76-byte file asked for 900 MB under the fuzzer).
     size_t at = 8;
     for (;;) {
       TS_CHECK(n - at >= 12, name, ": truncated PNG (a chunk header is cut at byte ", at, ")");
-      const uint32_t length = (static_cast<uint32_t>(p[at]) << 24) | (p[at + 1] << 16) | (p[at + 2] << 8) | p[at + 3];
+      const uint32_t length = be32(p + at);
       TS_CHECK(length <= n - at - 12, name, ": truncated PNG (the chunk at byte ", at, " claims ", length, " bytes, ",
                n - at - 12, " remain)");
-      const bool end = std::memcmp(p + at + 4, "IEND", 4) == 0;
+      const unsigned char* type = p + at + 4;
+      if (std::memcmp(type, "IHDR", 4) == 0 && length >= 13) {
+        st.png_depth = p[at + 16];  // after width and height
+        st.png_color = p[at + 17];
+      } else if (std::memcmp(type, "IDAT", 4) == 0) {
+        st.png_idat_bytes += length;
+      } else if (std::memcmp(type, "PLTE", 4) == 0 && st.plte_length == 0) {
+        st.plte_at = at + 8;
+        st.plte_length = length;
+      }
       at += 12 + static_cast<size_t>(length);
-      if (end) break;
+      if (std::memcmp(type, "IEND", 4) == 0) break;
     }
   } else if (f == Format::Bmp) {
     TS_CHECK(n >= 14, name, ": truncated BMP header");
     const uint32_t declared = p[2] | (p[3] << 8) | (p[4] << 16) | (static_cast<uint32_t>(p[5]) << 24);
     TS_CHECK(declared == 0 || declared <= n, name, ": truncated BMP (", n, " bytes, the header says ", declared, ")");
   }
+  return st;
 }
 
 struct StbFree {
@@ -98,29 +134,66 @@ struct StbFree {
 namespace {
 
 // What every decode checks before stb touches the pixels: a non-empty file of a known format that
-// is not cut short, a readable header, and a plausible size (an image's size sets the allocation).
+// is not cut short, a readable header, and a size its data can hold (an image's size sets the
+// allocation).
 struct Header {
-  Format format;
-  int bytes, w = 0, h = 0, c = 0;
+  Format format = Format::Png;
+  int bytes = 0, w = 0, h = 0, c = 0;
   bool sixteen = false;
+  Structure structure;
 };
+
+// The decoder allocates (and fills) the whole image at once, so a few bytes must not claim
+// gigabytes or minutes of decoding. Each format has a densest coding, which bounds the pixels a
+// file of its size can hold; every real file is within it (with an allowance for tiny files):
+//  - PNG: deflate expands at most 1032 times (a 258-byte copy in two 1-bit codes), so the header's
+//    samples at its bit depth must fit in 1032 x the IDAT bytes (a 1-bit 4096 x 4096 mask: 10 KB);
+//  - JPEG: each 8 x 8 block of each component costs at least one bit (its DC code), so the blocks
+//    the frame implies must fit in 8 x the file's bytes;
+//  - BMP: stored uncompressed (stb reads no RLE), at least one bit a pixel.
+void check_capacity(const Header& hd, size_t size, const std::string& name) {
+  const uint64_t w = static_cast<uint64_t>(hd.w), h = static_cast<uint64_t>(hd.h), n = size;
+  const Structure& st = hd.structure;
+  bool fits = true;
+  if (hd.format == Format::Png) {
+    static const int kSamples[7] = {1, 0, 3, 1, 2, 0, 4};  // per pixel, by colour type
+    const int samples = st.png_color >= 0 && st.png_color <= 6 ? std::max(kSamples[st.png_color], 1) : 1;
+    const uint64_t bits = w * h * static_cast<uint64_t>(samples) * static_cast<uint64_t>(std::max(st.png_depth, 1));
+    fits = bits / 8 <= 1032 * st.png_idat_bytes + 4096;
+  } else if (hd.format == Format::Jpeg) {
+    std::vector<std::pair<int, int>> sampling = st.jpeg_sampling;
+    if (sampling.empty()) sampling.emplace_back(1, 1);  // stb found a frame the walk did not: one full-size component
+    int hmax = 1, vmax = 1;
+    for (const auto& [hs, vs] : sampling) {
+      hmax = std::max(hmax, hs);
+      vmax = std::max(vmax, vs);
+    }
+    uint64_t blocks = 0;
+    for (const auto& [hs, vs] : sampling) {
+      const uint64_t cw = (w * static_cast<uint64_t>(std::max(hs, 1)) + hmax - 1) / hmax;
+      const uint64_t ch = (h * static_cast<uint64_t>(std::max(vs, 1)) + vmax - 1) / vmax;
+      blocks += ((cw + 7) / 8) * ((ch + 7) / 8);
+    }
+    fits = blocks <= 8 * n + (uint64_t{1} << 14);
+  } else {
+    fits = w * h <= 8 * n + (uint64_t{1} << 20);
+  }
+  TS_CHECK(fits, name, ": a ", size, "-byte file claims a ", hd.w, " x ", hd.h, " image, more than its data can hold");
+}
 
 Header read_header(const unsigned char* p, size_t size, const std::string& name) {
   TS_CHECK(size > 0, name, ": empty file");
   TS_CHECK(size < (size_t{1} << 31), name, ": file too large for the image decoder");
-  Header hd{sniff(p, size, name), static_cast<int>(size)};
-  check_complete(hd.format, p, size, name);
+  Header hd;
+  hd.format = sniff(p, size, name);
+  hd.bytes = static_cast<int>(size);
+  hd.structure = check_complete(hd.format, p, size, name);
   TS_CHECK(stbi_info_from_memory(p, hd.bytes, &hd.w, &hd.h, &hd.c), name, ": corrupt image header (",
            stbi_failure_reason(), ")");
   TS_CHECK(hd.w > 0 && hd.h > 0 && static_cast<int64_t>(hd.w) * hd.h <= (int64_t{1} << 28), name,
            ": implausible image size ", hd.w, " x ", hd.h);
   hd.sixteen = stbi_is_16_bit_from_memory(p, hd.bytes);
-  // The decoder allocates (and fills) the whole image at once: a few bytes must not claim gigabytes
-  // or seconds of decoding. Deflate expands at most ~1032 times and baseline JPEG blocks take bits
-  // each, so real files stay below 1100 stored bytes per file byte (plus 1 MiB for small files).
-  const uint64_t stored = static_cast<uint64_t>(hd.w) * static_cast<uint64_t>(hd.h) * static_cast<uint64_t>(hd.c) * (hd.sixteen ? 2u : 1u);
-  TS_CHECK(stored <= (uint64_t{1} << 20) + 1100 * static_cast<uint64_t>(size), name, ": a ", size, "-byte file claims a ",
-           hd.w, " x ", hd.h, " image, more than its data can hold");
+  check_capacity(hd, size, name);
   return hd;
 }
 
@@ -182,11 +255,34 @@ Tensor read_label_image(const std::string& path) {
 Tensor decode_label_image(const void* data, size_t size, const std::string& path) {
   const auto* p = static_cast<const unsigned char*>(data);
   const Header hd = read_header(p, size, path);  // the same checks as any image
-  TS_CHECK(hd.c == 1, path, ": a label image must have one channel, this one has ", hd.c);
   TS_CHECK(hd.format != Format::Jpeg, path, ": label images must be lossless (PNG or BMP), not JPEG");
+  const Structure& st = hd.structure;
+  const bool palette = hd.format == Format::Png && st.png_color == 3;
+  TS_CHECK(hd.c == 1 || palette, path, ": a label image must have one channel (or a palette), this one has ", hd.c);
   Tensor labels = raw::empty({hd.h, hd.w}, DType::Int64, kCPU);
   int64_t* o = labels.data<int64_t>();
-  decode_pixels(p, hd, path, 1, false, [&](int64_t i, int, float v) { o[i] = static_cast<int64_t>(v); });
+  if (palette) {
+    // The labels are the palette's indices (PASCAL VOC's masks: a colour per class, 255 at borders),
+    // as PIL reads them. stb only gives colours, so the file is decoded with its palette replaced by
+    // one of 256 grays, index i -> (i, i, i): stb's gray (77 r + 150 g + 29 b) >> 8 is then exactly
+    // i, for indices past the file's own palette too. (stb does not check chunk CRCs.)
+    TS_CHECK(st.plte_length > 0, path, ": a palette PNG without a palette");
+    std::string copy(reinterpret_cast<const char*>(p), st.plte_at - 8);
+    copy += std::string("\x00\x00\x03\x00PLTE", 8);
+    for (int i = 0; i < 256; ++i) copy.append(3, static_cast<char>(i));
+    copy.append(4, '\0');  // the CRC
+    copy.append(reinterpret_cast<const char*>(p) + st.plte_at + st.plte_length + 4, size - (st.plte_at + st.plte_length + 4));
+    TS_CHECK(copy.size() < (size_t{1} << 31), path, ": file too large for the image decoder");
+    Header gray = hd;
+    gray.bytes = static_cast<int>(copy.size());
+    decode_pixels(reinterpret_cast<const unsigned char*>(copy.data()), gray, path, 1, false,
+                  [&](int64_t i, int, float v) { o[i] = static_cast<int64_t>(v); });
+    return labels;
+  }
+  // Gray PNGs of 1, 2 or 4 bits: stb scales their samples to 0..255; the labels are the samples.
+  const bool low_bits = hd.format == Format::Png && st.png_color == 0 && (st.png_depth == 1 || st.png_depth == 2 || st.png_depth == 4);
+  const int64_t scale = low_bits ? 255 / ((1 << st.png_depth) - 1) : 1;
+  decode_pixels(p, hd, path, 1, false, [&](int64_t i, int, float v) { o[i] = static_cast<int64_t>(v) / scale; });
   return labels;
 }
 

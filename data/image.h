@@ -13,7 +13,9 @@ namespace tessera {
 // (gray), 3 (RGB) or 4 (RGBA), converted as stb converts.
 Tensor read_image(const std::string& path, int channels = 0);
 Tensor decode_image(const void* data, size_t size, const std::string& name, int channels = 0);
-// A one-channel label image (8- or 16-bit) as int64 [H, W] holding the stored values.
+// A label image as int64 [H, W] holding the stored values: a one-channel PNG (1 to 16 bits; a 1-bit
+// mask gives 0 and 1) or BMP, or a palette PNG, whose labels are its indices (as PIL reads them:
+// PASCAL VOC's masks).
 Tensor read_label_image(const std::string& path);
 Tensor decode_label_image(const void* data, size_t size, const std::string& name);
 // Writes a PNG atomically: uint8 [H, W] or [C, H, W] (C = 1, 2, 3 or 4) as is; float tensors are

@@ -60,6 +60,52 @@ TEST(Image, PillowFilesDecodeToTheirValues) {
   EXPECT_EQ(amax(labels).item<int64_t>(), 8);
 }
 
+// The large masks of scripts/make_image_fixtures.py: 512-pixel squares, 1 where (x/512 + y/512) is odd.
+int64_t checker(int64_t y, int64_t x) { return (x / 512 + y / 512) % 2; }
+
+TEST(Image, LowBitDepthAndPaletteFilesDecodeAndLabelsAreTheirIndices) {
+  // A 1-bit 4096 x 4096 mask is ~10 KB: 1700 pixels per file byte, which a bound of stored bytes
+  // per file byte (1100) refused; the bound now follows from deflate's densest coding.
+  Tensor mask = read_image(img("mask1bit_4096.png"));
+  ASSERT_EQ(mask.shape(), (Shape{1, 4096, 4096}));
+  Tensor labels = read_label_image(img("mask1bit_4096.png"));  // 0 and 1, as stored (not stb's 0 and 255)
+  ASSERT_EQ(labels.shape(), (Shape{4096, 4096}));
+  const float* m = mask.data<float>();
+  const int64_t* l = labels.data<int64_t>();
+  int64_t wrong = 0;
+  for (int64_t y = 0; y < 4096; ++y)
+    for (int64_t x = 0; x < 4096; ++x) {
+      const int64_t want = checker(y, x);
+      wrong += (l[y * 4096 + x] != want) + (m[y * 4096 + x] != static_cast<float>(want));
+    }
+  EXPECT_EQ(wrong, 0);
+  // A 1-bit palette image: colours for read_image, indices for read_label_image.
+  Tensor colours = read_image(img("palette1bit_4096.png"));
+  ASSERT_EQ(colours.shape(), (Shape{3, 4096, 4096}));
+  test::Host c = test::host(colours.narrow(1, 0, 1).narrow(2, 0, 1024));
+  const float second[3] = {1.0f, 128 / 255.0f, 0.0f};  // palette entry 1: (255, 128, 0)
+  for (int64_t k = 0; k < 3; ++k) {
+    EXPECT_FLOAT_EQ(c.at({k, 0, 0}), 0.0f);
+    EXPECT_FLOAT_EQ(c.at({k, 0, 600}), second[k]);
+  }
+  Tensor indices = read_label_image(img("palette1bit_4096.png"));
+  const int64_t* ix = indices.data<int64_t>();
+  wrong = 0;
+  for (int64_t y = 0; y < 4096; y += 7)
+    for (int64_t x = 0; x < 4096; x += 5) wrong += ix[y * 4096 + x] != checker(y, x);
+  EXPECT_EQ(wrong, 0);
+  // A PASCAL VOC-style mask: palette indices 0..8 and 255 ("void"), each a colour of its own.
+  Tensor voc = read_label_image(img("labels_palette.png"));
+  ASSERT_EQ(voc.shape(), (Shape{6, 9}));
+  const std::vector<int64_t> v = voc.to_vector<int64_t>();
+  for (int64_t y = 0; y < 6; ++y)
+    for (int64_t x = 0; x < 9; ++x) EXPECT_EQ(v[static_cast<size_t>(y * 9 + x)], y + x == 0 ? 255 : x / 3 + 3 * (y / 2)) << y << "," << x;
+  test::Host vc = test::host(read_image(img("labels_palette.png")));
+  EXPECT_NEAR(vc.at({0, 0, 3}), 37 / 255.0, 1e-7);  // index 1's colour (37, 91, 151)
+  EXPECT_NEAR(vc.at({2, 0, 3}), 151 / 255.0, 1e-7);
+  EXPECT_NEAR(vc.at({1, 0, 0}), 224 / 255.0, 1e-7);  // 255's (224, 224, 192)
+}
+
 TEST(Image, PngRoundTrip) {
   Tensor u8 = randint(0, 256, {3, 5, 7}, kInt64).to(kUInt8);
   write_png(scratch("u8.png"), u8);
@@ -117,6 +163,15 @@ TEST(Image, MalformedFilesNameTheFileAndTheProblem) {
   std::string huge = png;
   huge.replace(16, 8, std::string("\x00\x00\x3e\x80\x00\x00\x3e\x80", 8));
   expect_error(write_bytes("huge.png", huge), "more than its data can hold");
+  // The same for a 1-bit mask (16384 x 16384 from its 10 KB) and a JPEG (4000 x 4000 from 672 bytes).
+  std::string huge_mask = bytes_of(img("mask1bit_4096.png"));
+  huge_mask.replace(16, 8, std::string("\x00\x00\x40\x00\x00\x00\x40\x00", 8));
+  expect_error(write_bytes("huge_mask.png", huge_mask), "more than its data can hold");
+  std::string huge_jpg = jpg;
+  const size_t sof = huge_jpg.find("\xff\xc0");
+  ASSERT_NE(sof, std::string::npos);
+  huge_jpg.replace(sof + 5, 4, std::string("\x0f\xa0\x0f\xa0", 4));  // height, width
+  expect_error(write_bytes("huge.jpg", huge_jpg), "more than its data can hold");
   EXPECT_THROW(read_label_image(img("rgb8.png")), Error);     // three channels
   EXPECT_THROW(read_label_image(img("smooth.jpg")), Error);   // lossy
   EXPECT_THROW(read_image(img("rgb8.png"), 2), Error);
