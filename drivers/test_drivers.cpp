@@ -463,6 +463,43 @@ TEST(DriversMpi, AKilledRankEndsTheRunWithinSeconds) {
 TEST(DriversMpi, SkippedWithoutMpi) { GTEST_SKIP() << "tessera was built without MPI (apt-get install libopenmpi-dev openmpi-bin)"; }
 #endif
 
+// Masks with a "void" label at object borders (PASCAL VOC's 255): an Error that names
+// --ignore-label, unless it is given; then those pixels are left out (and counted).
+TEST(Drivers, TrainUnetLeavesAnIgnoredLabelOutOnlyWhenAsked) {
+  const fs::path dir = scratch("ignore");
+  fs::create_directories(dir / "data" / "images");
+  fs::create_directories(dir / "data" / "masks");
+  for (int i = 0; i < 10; ++i) {
+    const std::string name = "im" + std::to_string(i) + ".png";
+    write_png((dir / "data" / "images" / name).string(), rand({1, 64, 64}));
+    Tensor mask = zeros({64, 64}, kUInt8);
+    mask.narrow(0, 16, 24).narrow(1, 16, 24).fill_(1.0);
+    mask.narrow(0, 15, 1).narrow(1, 16, 24).fill_(255.0);  // 24 void pixels above the object
+    write_png((dir / "data" / "masks" / name).string(), mask);
+  }
+  const std::string base = kTrain + " --data " + quoted(dir / "data") +
+                           " --width 4 --depth 2 --tile 92 --iters 2 --val-every 2 --log-every 1 --workers 1 --threads 1";
+  Result r = run(base + " --out " + quoted(dir / "a"), dir);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("mask value 255 is outside [0, 2)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--ignore-label"), std::string::npos) << r.output;
+  r = run(base + " --ignore-label 255 --out " + quoted(dir / "b"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("(24 pixels of label 255 left out)"), std::string::npos) << r.output;  // one held-out image
+  std::ifstream metrics(dir / "b" / "metrics.jsonl");
+  std::string line;
+  int validations = 0;
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("val_iou")) continue;
+    ++validations;
+    EXPECT_EQ(j["val_ignored_pixels"].get<double>(), 24.0);
+    EXPECT_TRUE(std::isfinite(j["val_pixel_error"].get<double>()));
+  }
+  EXPECT_EQ(validations, 1);
+  fs::remove_all(dir);
+}
+
 TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
   const fs::path dir = scratch("bad");
   // A tile the network cannot take: the message names the nearest valid tiles.

@@ -5,6 +5,7 @@
 // checkpoints into --out.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "data/augment.h"
 #include "data/image.h"
@@ -30,6 +31,22 @@ Tensor instances_of(const Sample& s) {
   return connected_components(gt(s.mask, 0.0));
 }
 
+// --ignore-label: pixels of that mask value (PASCAL VOC's object borders: 255) count as background
+// for the weight map and the instances, and are left out of the loss and the pixel metrics. Returns
+// where they are (undefined without the option); the mask then holds 0 there. Any other value
+// outside [0, classes) is an Error that names the option.
+Tensor take_ignored(Sample& s, const std::optional<int64_t>& ignore, int64_t num_classes) {
+  Tensor ignored;
+  if (ignore) {
+    ignored = eq(s.mask, static_cast<double>(*ignore));
+    s.mask = where(ignored, 0.0, s.mask);
+  }
+  const int64_t lo = amin(s.mask).item<int64_t>(), hi = amax(s.mask).item<int64_t>();
+  TS_CHECK(lo >= 0 && hi < num_classes, s.name, ": mask value ", lo < 0 ? lo : hi, " is outside [0, ", num_classes,
+           ") (--classes ", num_classes, ignore ? "" : "; --ignore-label V leaves pixels of value V out, e.g. PASCAL VOC's 255", ")");
+  return ignored;
+}
+
 struct Tile {
   int64_t in, out, margin;
 };
@@ -52,21 +69,30 @@ Sample crop_tile(const Sample& s, const Tile& t, DataRng& rng) {
 
 struct ValResult {
   double iou_fg = 0, dice_fg = 0, pixel_err = 0, rand_err = 0, f1 = 0;
-  int64_t cells = 0, matched = 0, merged = 0, predicted = 0;
+  int64_t cells = 0, matched = 0, merged = 0, predicted = 0, ignored = 0;
   Tensor preview;
 };
 
-ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, int64_t num_classes) {
+ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, int64_t num_classes,
+                   const std::optional<int64_t>& ignore) {
   net.eval();
   ValResult r;
   std::vector<Tensor> preds, targets;
   double rand_sum = 0;
   for (int64_t i = 0; i < val.size(); ++i) {
     Sample s = val.get(i);
+    const Tensor ignored = take_ignored(s, ignore, num_classes);
     Tensor logits = predict_tiled(net, s.image.to(dev), out_tile);
     Tensor pred = argmax(logits, 1).squeeze(0).cpu();
-    preds.push_back(pred.flatten());
-    targets.push_back(s.mask.flatten());
+    if (ignored.defined()) {  // the pixel metrics count the other pixels only
+      const Tensor keep = nonzero(logical_not(ignored).flatten()).flatten();
+      r.ignored += ignored.numel() - keep.numel();
+      preds.push_back(index_select(pred.flatten(), 0, keep));
+      targets.push_back(index_select(s.mask.flatten(), 0, keep));
+    } else {
+      preds.push_back(pred.flatten());
+      targets.push_back(s.mask.flatten());
+    }
     const Tensor inst = instances_of(s);
     InstanceScore sc = instance_score(gt(pred, 0.0), inst);
     r.cells += sc.true_cells;
@@ -104,6 +130,7 @@ int run(int argc, char** argv) {
   args.flag("synthetic", "train on synthetic touching cells (the default when --data is not given)")
       .option("data", "", "a folder with images/ and masks/ (label PNGs, values 0..classes-1); val/images, val/masks if present")
       .option("classes", "2", "number of classes")
+      .option("ignore-label", "", "a mask value left out of the loss and the metrics (e.g. 255: PASCAL VOC's object borders)")
       .option("width", "64", "channels of the first level (the paper: 64)")
       .option("depth", "4", "poolings (the paper: 4)")
       .flag("batch-norm", "batch normalisation after each 3x3 convolution")
@@ -186,6 +213,7 @@ int run(int argc, char** argv) {
   const int64_t start = driver::resume_step(args, net, opt, world);
   const int64_t iters = args.integer("iters"), num_classes = o.num_classes;
   const double w0 = args.number("w0"), sigma = args.number("sigma");
+  const std::optional<int64_t> ignore = args.has("ignore-label") ? std::optional<int64_t>(args.integer("ignore-label")) : std::nullopt;
   UnetAugmentOptions aug;
   aug.elastic_sigma = args.number("elastic");
   LoaderOptions lo;
@@ -195,7 +223,12 @@ int run(int argc, char** argv) {
   lo.replicas = world.size;  // each rank its own shard of every epoch
   lo.rank = world.rank;
   DataLoader loader(train_ds, lo, [&](Sample s, DataRng& rng) {
+    const Tensor ignored = take_ignored(s, ignore, num_classes);
     s.weight = unet_weight_map(s.mask, instances_of(s), num_classes, w0, sigma);
+    if (ignored.defined()) {  // out of the loss: the target of padding, weight 0
+      s.mask = where(ignored, -100.0, s.mask);
+      s.weight = where(ignored, 0.0, s.weight);
+    }
     return crop_tile(augment_unet(s, rng, aug), tile, rng);
   });
   driver::print_data_parallel(world, lo.batch_size, args.number("lr"));
@@ -256,16 +289,18 @@ int run(int argc, char** argv) {
       loss_n = 0;
     }
     if (((step + 1) % args.integer("val-every") == 0 || last) && world.main()) {  // rank 0 validates
-      last_val = validate(net, *val_ds, tile.out, dev, num_classes);
+      last_val = validate(net, *val_ds, tile.out, dev, num_classes, ignore);
       std::printf("  validation @%lld: IoU(cells) %.4f | Dice %.4f | pixel error %.4f | Rand error %.4f | cells %lld, "
                   "matched %lld, merged %lld, instance F1 %.3f\n",
                   (long long)(step + 1), last_val.iou_fg, last_val.dice_fg, last_val.pixel_err, last_val.rand_err,
                   (long long)last_val.cells, (long long)last_val.matched, (long long)last_val.merged, last_val.f1);
+      if (ignore) std::printf("  (%lld pixels of label %lld left out)\n", (long long)last_val.ignored, (long long)*ignore);
       std::fflush(stdout);
       metrics.write({{"iter", double(step + 1)}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
                      {"val_pixel_error", last_val.pixel_err}, {"val_rand_error", last_val.rand_err},
                      {"val_instance_f1", last_val.f1}, {"val_cells", double(last_val.cells)},
-                     {"val_matched", double(last_val.matched)}, {"val_merged", double(last_val.merged)}});
+                     {"val_matched", double(last_val.matched)}, {"val_merged", double(last_val.merged)},
+                     {"val_ignored_pixels", double(last_val.ignored)}});
       write_png((out / ("preview_" + std::to_string(step + 1) + ".png")).string(), last_val.preview);
     }
     if (((step + 1) % args.integer("save-every") == 0 || last) && world.main()) {
