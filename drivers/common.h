@@ -1,5 +1,6 @@
 // Shared by the drivers: pictures a person wants to look at (side-by-side panels, overlays),
-// metrics as JSON lines, and the U-Net configuration stored in checkpoint metadata.
+// metrics as JSON lines, the models' configurations stored in model-file metadata, and the
+// scaffolding of main() and of the training loops (options, set-up, resume, batches, the clock).
 #pragma once
 
 #include <chrono>
