@@ -53,7 +53,8 @@ ImageMaskFolder::ImageMaskFolder(const std::string& images_dir, const std::strin
 }
 
 std::string ImageMaskFolder::describe(int64_t index) const {
-  return "sample " + std::to_string(index) + " ('" + images_.at(static_cast<size_t>(index)) + "')";
+  const size_t i = static_cast<size_t>(index);
+  return "sample " + std::to_string(index) + " ('" + images_.at(i) + "', mask '" + masks_.at(i) + "')";
 }
 
 Sample ImageMaskFolder::get(int64_t index) const {

@@ -34,15 +34,15 @@ Tensor instances_of(const Sample& s) {
 // --ignore-label: pixels of that mask value (PASCAL VOC's object borders: 255) count as background
 // for the weight map and the instances, and are left out of the loss and the pixel metrics. Returns
 // where they are (undefined without the option); the mask then holds 0 there. Any other value
-// outside [0, classes) is an Error that names the option.
-Tensor take_ignored(Sample& s, const std::optional<int64_t>& ignore, int64_t num_classes) {
+// outside [0, classes) is an Error that names the option (and `sample`, when given).
+Tensor take_ignored(Sample& s, const std::optional<int64_t>& ignore, int64_t num_classes, const std::string& sample = "") {
   Tensor ignored;
   if (ignore) {
     ignored = eq(s.mask, static_cast<double>(*ignore));
     s.mask = where(ignored, 0.0, s.mask);
   }
   const int64_t lo = amin(s.mask).item<int64_t>(), hi = amax(s.mask).item<int64_t>();
-  TS_CHECK(lo >= 0 && hi < num_classes, s.name, ": mask value ", lo < 0 ? lo : hi, " is outside [0, ", num_classes,
+  TS_CHECK(lo >= 0 && hi < num_classes, sample, "mask value ", lo < 0 ? lo : hi, " is outside [0, ", num_classes,
            ") (--classes ", num_classes, ignore ? "" : "; --ignore-label V leaves pixels of value V out, e.g. PASCAL VOC's 255", ")");
   return ignored;
 }
@@ -81,7 +81,7 @@ ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, 
   double rand_sum = 0;
   for (int64_t i = 0; i < val.size(); ++i) {
     Sample s = val.get(i);
-    const Tensor ignored = take_ignored(s, ignore, num_classes);
+    const Tensor ignored = take_ignored(s, ignore, num_classes, "validation " + val.describe(i) + ": ");
     Tensor logits = predict_tiled(net, s.image.to(dev), out_tile);
     Tensor pred = argmax(logits, 1).squeeze(0).cpu();
     if (ignored.defined()) {  // the pixel metrics count the other pixels only

@@ -417,7 +417,8 @@ TEST(ImageMaskFolder, PairsByStemAndReportsProblems) {
   Sample a = ds.get(0);
   EXPECT_EQ(a.image.shape(), (Shape{1, 8, 6}));
   EXPECT_TRUE(test::equal(a.mask, mask_a.to(kInt64)));
-  EXPECT_NE(ds.describe(1).find("b.png"), std::string::npos);
+  EXPECT_NE(ds.describe(1).find("images/b.png"), std::string::npos);
+  EXPECT_NE(ds.describe(1).find("masks/b.png"), std::string::npos);  // a bad mask value is the mask's
   // A mask of the wrong size is reported with both files.
   write_png((root / "masks" / "b.png").string(), zeros({7, 6}, kUInt8));
   try {
