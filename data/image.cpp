@@ -7,6 +7,7 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>  // jpeglib.h needs FILE
 #include <cmath>
@@ -235,8 +236,9 @@ void jpeg_warning(j_common_ptr cinfo, int level) {
 }
 
 // Pixels [h, w, out_c] (out_c 1: gray, libjpeg's luma as torchvision's GRAY mode; 3: RGB; 4: RGBA
-// with alpha 255). Four-component (CMYK, Adobe's inverted) files become RGB as torchvision makes
-// them: r = c * k / 255, and so on.
+// with alpha 255). Four-component files (CMYK as Adobe stores it, inverted) become RGB with
+// Pillow's arithmetic, which torchvision's newer decode_jpeg follows: r = k - k (255 - c) / 255,
+// rounded; their gray is Pillow's (19595 r + 38470 g + 7471 b) / 65536, rounded.
 std::vector<unsigned char> decode_jpeg(const unsigned char* p, const Header& hd, const std::string& name, int out_c) {
   // Everything with a destructor exists before setjmp: a longjmp back past a later one would skip it.
   std::vector<unsigned char> pixels(static_cast<size_t>(hd.w) * static_cast<size_t>(hd.h) * static_cast<size_t>(out_c));
@@ -267,9 +269,14 @@ std::vector<unsigned char> decode_jpeg(const unsigned char* p, const Header& hd,
     if (!cmyk) continue;
     for (size_t x = 0; x < w; ++x) {
       const unsigned char* q = row.data() + 4 * x;
-      const int r = q[0] * q[3] / 255, g = q[1] * q[3] / 255, b = q[2] * q[3] / 255;
+      const int k = q[3];
+      auto channel = [k](int c) {
+        const int t = k * (255 - c) + 128;
+        return std::clamp(k - (((t >> 8) + t) >> 8), 0, 255);  // k - round(k (255 - c) / 255)
+      };
+      const int r = channel(q[0]), g = channel(q[1]), b = channel(q[2]);
       if (out_c == 1) {
-        dst[x] = static_cast<unsigned char>((r * 77 + g * 150 + b * 29) >> 8);
+        dst[x] = static_cast<unsigned char>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
         continue;
       }
       dst[oc * x] = static_cast<unsigned char>(r);

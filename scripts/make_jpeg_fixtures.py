@@ -43,6 +43,14 @@ for name in [*files, "gray.jpg"]:
             pil = np.asarray(im.convert("RGB") if mode == ImageReadMode.RGB else im.convert("L")).reshape(pixels.shape)
         assert np.array_equal(pil, pixels), (name, suffix, np.abs(pil.astype(int) - pixels).max())
         np.save(os.path.join(out, f"{os.path.splitext(name)[0]}_{suffix}.npy"), pixels)
+# CMYK (Photoshop's Adobe-inverted kind, as Pillow writes it): torchvision 0.14 cannot decode it;
+# its newer decode_jpeg converts to RGB and gray with Pillow's arithmetic, so Pillow is the reference.
+cmyk = rng.integers(0, 256, (21, 30, 4), dtype=np.uint8)
+Image.fromarray(cmyk, "CMYK").save(os.path.join(out, "cmyk.jpg"), quality=90)
+with Image.open(os.path.join(out, "cmyk.jpg")) as im:
+    assert im.mode == "CMYK" and im.info.get("adobe") is not None
+    np.save(os.path.join(out, "cmyk_rgb.npy"), np.asarray(im.convert("RGB")))
+    np.save(os.path.join(out, "cmyk_gray.npy"), np.asarray(im.convert("L"))[:, :, None])
 with open(os.path.join(out, "VERSION"), "w") as f:
     f.write(f"torch {torch.__version__}, torchvision {torchvision.__version__}, Pillow {PIL.__version__}, numpy {np.__version__}\n")
 print("wrote", sorted(os.listdir(out)))

@@ -108,9 +108,9 @@ TEST(Image, LowBitDepthAndPaletteFilesDecodeAndLabelsAreTheirIndices) {
 }
 
 // JPEGs decode to torchvision's decode_jpeg pixels exactly, RGB and GRAY (scripts/make_jpeg_fixtures.py;
-// Pillow agrees with both). stb's own decoder missed 7% of these values by up to 3 levels.
+// Pillow agrees with both; CMYK: Pillow's conversion, which newer torchvision follows). stb's own decoder missed 7% of these values by up to 3 levels.
 TEST(Image, JpegDecodesToTorchvisionsPixels) {
-  for (const std::string stem : {"photo420", "photo444", "photo_progressive", "gray"}) {
+  for (const std::string stem : {"photo420", "photo444", "photo_progressive", "gray", "cmyk"}) {
     const std::string file = img("jpeg/" + stem + ".jpg");
     for (const auto& [channels, suffix] : {std::pair<int, const char*>{3, "rgb"}, {1, "gray"}}) {
       const Tensor want = load_npy(img("jpeg/" + stem + "_" + suffix + ".npy"));  // [H, W, C] uint8
