@@ -108,7 +108,8 @@ TEST(Image, LowBitDepthAndPaletteFilesDecodeAndLabelsAreTheirIndices) {
 }
 
 // JPEGs decode to torchvision's decode_jpeg pixels exactly, RGB and GRAY (scripts/make_jpeg_fixtures.py;
-// Pillow agrees with both; CMYK: Pillow's conversion, which newer torchvision follows). stb's own decoder missed 7% of these values by up to 3 levels.
+// Pillow agrees with both; CMYK: Pillow's conversion, which newer torchvision follows). stb's own
+// decoder missed 7% of these values by up to 3 levels.
 TEST(Image, JpegDecodesToTorchvisionsPixels) {
   for (const std::string stem : {"photo420", "photo444", "photo_progressive", "gray", "cmyk"}) {
     const std::string file = img("jpeg/" + stem + ".jpg");
@@ -127,7 +128,11 @@ TEST(Image, JpegDecodesToTorchvisionsPixels) {
     }
   }
   EXPECT_EQ(read_image(img("jpeg/gray.jpg")).size(0), 1);  // the file's own channels
-  EXPECT_EQ(read_image(img("jpeg/photo420.jpg"), 4).size(0), 4);
+  EXPECT_EQ(read_image(img("jpeg/cmyk.jpg")).size(0), 3);  // CMYK is read as RGB
+  const Tensor rgba = read_image(img("jpeg/photo420.jpg"), 4);
+  ASSERT_EQ(rgba.size(0), 4);
+  EXPECT_TRUE(test::equal(rgba.narrow(0, 0, 3), read_image(img("jpeg/photo420.jpg"), 3)));
+  EXPECT_EQ(amin(rgba.select(0, 3)).item<float>(), 1.0f);  // opaque
 }
 
 TEST(Image, PngRoundTrip) {
@@ -217,6 +222,20 @@ TEST(Image, MalformedFilesNameTheFileAndTheProblem) {
       EXPECT_NE(std::string(e.what()).find("bad_label.png"), std::string::npos) << e.what();
     }
   }
+}
+
+// libjpeg's errors come back as Errors through its longjmp, with nothing leaked (the sanitizer
+// build checks): scan data cut short before a complete end-of-image marker (libjpeg would fill the
+// rest with gray and only warn), and a scan naming a component the frame lacks (an error_exit).
+// stb's header check passes both: the messages are libjpeg's.
+TEST(Image, JpegDecoderErrorsAreErrors) {
+  const std::string jpg = bytes_of(img("jpeg/photo420.jpg"));
+  const size_t sos = jpg.find("\xff\xda");
+  ASSERT_NE(sos, std::string::npos);
+  expect_error(write_bytes("cut_scan.jpg", jpg.substr(0, sos + 300) + "\xff\xd9"), "premature end of data segment");
+  std::string bad_scan = jpg;
+  bad_scan[sos + 5] = 77;  // the scan's first component id: the frame has 1, 2 and 3
+  expect_error(write_bytes("bad_scan.jpg", bad_scan), "Invalid component ID 77 in SOS");
 }
 
 }  // namespace
