@@ -12,7 +12,7 @@
 
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
-#include "core/cuda/dynlib.h"
+#include "core/dynlib.h"
 #endif
 
 namespace tessera::dist::nccl {
@@ -42,18 +42,18 @@ const Api& api() {
 #else
     const char* fallback = nullptr;
 #endif
-    void* lib = cuda::open_library("libnccl.so.2", fallback, "NCCL, for collectives on GPU tensors",
+    void* lib = open_library("libnccl.so.2", fallback, "NCCL, for collectives on GPU tensors",
                                    "the CUDA toolkit's lib, or the nvidia-nccl Python package's lib");
     Api x{};
-    cuda::bind_symbol(lib, "ncclGetVersion", x.get_version, "NCCL");
-    cuda::bind_symbol(lib, "ncclGetUniqueId", x.get_unique_id, "NCCL");
-    cuda::bind_symbol(lib, "ncclCommInitRank", x.comm_init_rank, "NCCL");
-    cuda::bind_symbol(lib, "ncclCommDestroy", x.comm_destroy, "NCCL");
-    cuda::bind_symbol(lib, "ncclCommAbort", x.comm_abort, "NCCL");
-    cuda::bind_symbol(lib, "ncclGetErrorString", x.error_string, "NCCL");
-    cuda::bind_symbol(lib, "ncclAllReduce", x.all_reduce, "NCCL");
-    cuda::bind_symbol(lib, "ncclBroadcast", x.broadcast, "NCCL");
-    cuda::bind_symbol(lib, "ncclAllGather", x.all_gather, "NCCL");
+    bind_symbol(lib, "ncclGetVersion", x.get_version, "NCCL");
+    bind_symbol(lib, "ncclGetUniqueId", x.get_unique_id, "NCCL");
+    bind_symbol(lib, "ncclCommInitRank", x.comm_init_rank, "NCCL");
+    bind_symbol(lib, "ncclCommDestroy", x.comm_destroy, "NCCL");
+    bind_symbol(lib, "ncclCommAbort", x.comm_abort, "NCCL");
+    bind_symbol(lib, "ncclGetErrorString", x.error_string, "NCCL");
+    bind_symbol(lib, "ncclAllReduce", x.all_reduce, "NCCL");
+    bind_symbol(lib, "ncclBroadcast", x.broadcast, "NCCL");
+    bind_symbol(lib, "ncclAllGather", x.all_gather, "NCCL");
     int version = 0;
     x.get_version(&version);
     TS_CHECK(version >= 21000, "NCCL ", version, " is too old: tessera needs 2.10 or newer (ncclAvg)");

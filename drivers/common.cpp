@@ -10,6 +10,7 @@
 #include "dist/dist.h"
 #include "core/safetensors.h"
 #include "core/view.h"
+#include "kernels/matmul.h"
 #include "optim/checkpoint.h"
 
 namespace tessera::driver {
@@ -121,7 +122,7 @@ int guarded_main(int argc, char** argv, int (*run)(int, char**)) {
 }
 
 void add_training_options(cli::Args& args, const std::string& out_dir, int64_t log_every) {
-  args.flag("verbose", "after each progress line, the memory allocator's state (CUDA: allocated, reserved, segments, cudaMalloc calls)")
+  args.flag("verbose", "which CPU kernels run, and after each progress line the memory allocator's state (CUDA: allocated, reserved, segments, cudaMalloc calls)")
       .option("log-every", std::to_string(log_every), "progress line every N steps")
       .option("save-every", "500", "checkpoint every N steps (and at the end)")
       .option("workers", "2", "data-loading threads")
@@ -139,6 +140,7 @@ TrainingSetup start_training(const cli::Args& args, const std::string& program) 
   s.device = rank_device(args.str("device"), s.world, program);
   s.seed = static_cast<uint64_t>(args.integer("seed"));
   manual_seed(s.seed);
+  if (args.has("verbose") && s.world.main()) std::printf("%s\n", kernels_line().c_str());
   return s;
 }
 
@@ -164,6 +166,8 @@ std::vector<Sample> next_batch(DataLoader& loader, int64_t& epoch) {
   TS_CHECK(batch.has_value(), "no batch to train on: the training images (this rank's share of them) are fewer than --batch");
   return std::move(*batch);
 }
+
+std::string kernels_line() { return "cpu gemm: " + cpu_blas_info(); }
 
 std::string memory_line(const Device& dev) {
   if (dev.is_cuda()) return "memory " + dev.str() + ": " + cuda::memory_summary(dev.index);

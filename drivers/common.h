@@ -92,6 +92,10 @@ class Clock {
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 
+// "cpu gemm: OpenBLAS <family> kernels (<who chose them>), <path>": the --verbose line saying which
+// CPU kernels the matrix products and convolutions run.
+std::string kernels_line();
+
 // The allocator's state on `dev`, for --verbose progress lines: the CUDA caching allocator's
 // summary (allocated, reserved, peak, segments, cudaMalloc calls, splits, merges), or the CPU
 // cache's counters.

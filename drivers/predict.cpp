@@ -268,9 +268,11 @@ int run(int argc, char** argv) {
       .option("batch", "1", "images per forward pass (Mask R-CNN pads them to a common size, as torchvision does; U-Net: consecutive images of one size)")
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("threads", "", "CPU threads")
-      .option("out", "predictions", "output folder");
+      .option("out", "predictions", "output folder")
+      .flag("verbose", "say which CPU kernels run (OpenBLAS's kernel family and who chose it)");
   args.parse(argc, argv);
   if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
+  if (args.has("verbose")) std::printf("%s\n", driver::kernels_line().c_str());
   TS_CHECK(!args.positional().empty(), "predict: the first argument is the mode: maskrcnn or unet (see --help)");
   const std::string mode = args.positional().front();
   const std::vector<std::string> images = expand_inputs({args.positional().begin() + 1, args.positional().end()});

@@ -65,6 +65,35 @@ std::string driver(const char* built, const char* name) {
   return dir != nullptr && *dir != '\0' ? quoted(fs::path(dir) / name) : std::string(built);
 }
 
+// OpenBLAS's kernel family this CPU's flags call for, from /proc/cpuinfo (not from tessera).
+std::string expected_kernels() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    auto has = [&](const char* f) { return (line + " ").find(std::string(" ") + f + " ") != std::string::npos; };
+    if (has("avx512f") && has("avx512bw") && has("avx512dq") && has("avx512vl")) return "SkylakeX";
+    if (has("avx2") && has("fma")) return "Haswell";
+    return "";
+  }
+  return "";
+}
+
+// A driver started with OPENBLAS_CORETYPE unset says in --verbose that OpenBLAS runs the kernels
+// this CPU calls for, chosen by tessera.
+void expect_best_kernels(const std::string& output) {
+  const size_t at = output.find("cpu gemm: OpenBLAS ");
+  ASSERT_NE(at, std::string::npos) << output;
+  const std::string line = output.substr(at, output.find('\n', at) - at);
+  const std::string want = expected_kernels();
+  if (want.empty()) return;  // OpenBLAS's own choice on a CPU without AVX2
+  const bool ok = line.find("OpenBLAS " + want + " kernels") != std::string::npos ||
+                  (want == "SkylakeX" && (line.find("Cooperlake") != std::string::npos || line.find("SapphireRapids") != std::string::npos)) ||
+                  (want == "Haswell" && line.find("OpenBLAS Zen kernels") != std::string::npos);
+  EXPECT_TRUE(ok) << "this CPU calls for " << want << ": " << line;
+}
+
+const std::string kUnsetCoretype = "env -u OPENBLAS_CORETYPE ";
 const std::string kTrain = driver(TESSERA_TRAIN_UNET, "train_unet");
 const std::string kPredict = driver(TESSERA_PREDICT, "predict");
 // A small network and data set: the whole run takes a second or two.
@@ -75,9 +104,10 @@ const std::string kSmallRun =
 TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
   const fs::path dir = scratch("train");
   const fs::path out = dir / "run";
-  Result r = run(kTrain + kSmallRun + " --verbose --out " + quoted(out), dir);
+  Result r = run(kUnsetCoretype + kTrain + kSmallRun + " --verbose --out " + quoted(out), dir);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("  memory cpu: "), std::string::npos) << r.output;  // --verbose
+  expect_best_kernels(r.output);
   // Progress lines with iteration, loss, throughput and ETA; a validation line; a final line.
   EXPECT_NE(r.output.find("iter      6/6 | loss "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("img/s"), std::string::npos);
@@ -133,9 +163,11 @@ TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
   UNet fresh(net.options());
   save_module(fresh, (dir / "fresh.safetensors").string(), f.metadata);
   const fs::path pred = dir / "pred";
-  r = run(kPredict + " unet --threads 1 --model " + quoted(dir / "fresh.safetensors") + " --out " + quoted(pred) + " " + image,
+  r = run(kUnsetCoretype + kPredict + " unet --verbose --threads 1 --model " + quoted(dir / "fresh.safetensors") + " --out " +
+              quoted(pred) + " " + image,
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
+  expect_best_kernels(r.output);
   for (const char* suffix : {"_labels.png", "_prob.png", "_overlay.png"}) {
     Tensor p = read_image((pred / (std::string("cells") + suffix)).string());
     EXPECT_EQ(p.size(1), 70) << suffix;

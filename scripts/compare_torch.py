@@ -57,6 +57,19 @@ def torch_case(name, args, device):
     if name == "BM_Sum":
         a = torch.rand(args["n"], device=device)
         return lambda: a.sum()
+    if name == "BM_Copy":
+        a, c = torch.rand(args["n"], device=device), torch.empty(args["n"], device=device)
+        return lambda: c.copy_(a)
+    if name in ("BM_Mean", "BM_Amax", "BM_Argmax"):
+        a = torch.randn(args["n"], device=device)
+        return {"BM_Mean": lambda: a.mean(), "BM_Amax": lambda: a.amax(), "BM_Argmax": lambda: a.argmax()}[name]
+    if name == "BM_LogSoftmaxRows":
+        x = torch.randn(args["rows"], args["cols"], device=device)
+        return lambda: torch.log_softmax(x, -1)
+    if name == "BM_CrossEntropy":
+        x = torch.randn(args["rows"], args["cols"], device=device)
+        t = torch.randint(0, args["cols"], (args["rows"],), device=device)
+        return lambda: torch.nn.functional.cross_entropy(x, t)
     if name == "BM_SoftmaxRows":
         x = torch.randn(args["rows"], args["cols"], device=device)
         return lambda: torch.softmax(x, -1)
@@ -252,6 +265,20 @@ def model_case(name, args, device):
     return step
 
 
+def best_openblas_coretype():
+    """The kernel family this CPU's flags call for, by tessera's rule (kernels/cpu/blas.cpp)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return ""
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags):
+        return "SkylakeX"
+    if {"avx2", "fma"} <= set(flags):
+        return "Haswell"
+    return ""
+
+
 def parse(bench_name):
     parts = bench_name.split("/")
     args = {}
@@ -276,14 +303,15 @@ def main():
     args = ap.parse_args()
 
     threads = int(os.environ.get("TESSERA_NUM_THREADS", os.cpu_count() or 1))
-    # Both sides load OpenBLAS (PyTorch for its matmuls); where it does not know the CPU, both get
-    # the kernels the CPU has. Set before tessera_bench starts and before torch is imported.
-    if not args.tessera_json and not os.environ.get("OPENBLAS_CORETYPE"):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openblas_coretype.sh")
-        core = subprocess.run([script, args.bench], check=True, capture_output=True, text=True).stdout.strip()
+    # Both sides load OpenBLAS (PyTorch for its matmuls). tessera chooses its kernels for this CPU
+    # by itself (kernels/cpu/blas.cpp); PyTorch gets the same choice here, before torch is imported,
+    # so that neither runs the SSE3 kernels an OpenBLAS older than the CPU falls back to.
+    tessera_env = dict(os.environ)  # tessera_bench runs with the environment as the user left it
+    if not os.environ.get("OPENBLAS_CORETYPE"):
+        core = best_openblas_coretype()
         if core:
             os.environ["OPENBLAS_CORETYPE"] = core
-            print(f"OPENBLAS_CORETYPE={core} for both sides (OpenBLAS does not know this CPU model)")
+            print(f"PyTorch's OpenBLAS: OPENBLAS_CORETYPE={core} (this CPU's vector units; tessera chooses the same itself)")
     if args.tessera_json:
         with open(args.tessera_json) as f:
             report = json.load(f)
@@ -291,7 +319,7 @@ def main():
         cmd = [args.bench, "--benchmark_format=json", f"--benchmark_repetitions={max(1, args.repetitions)}"]
         if args.filter:
             cmd.append(f"--benchmark_filter={args.filter}")
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=tessera_env)
         report = json.loads(out.stdout)
 
     if "cpu_blas" in report.get("context", {}):

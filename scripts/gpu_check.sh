@@ -66,8 +66,18 @@ pack() {
   for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \// {print $1, $3}' | sort -u | while read -r name path; do
     if ! [[ "$name" =~ $system_libs ]]; then cp -L "$path" "$stage/lib/$name"; fi
   done
+  # OpenBLAS is loaded with dlopen (kernels/cpu/blas.cpp), so ldd does not list it: carry the
+  # build's own and what it needs; tess() points TESSERA_OPENBLAS at it.
+  local openblas
+  openblas=$(sed -n 's/^TESSERA_OPENBLAS_LIBRARY:FILEPATH=//p' "$build/CMakeCache.txt")
+  openblas="$(dirname "$openblas")/libopenblas.so.0"
+  [ -f "$openblas" ] || { echo "gpu_check.sh: $openblas is missing" >&2; return 1; }
+  cp -L "$openblas" "$stage/lib/libopenblas.so.0"
+  ldd "$openblas" | awk '/=> \// {print $1, $3}' | while read -r name path; do
+    if ! [[ "$name" =~ $system_libs ]] && [ ! -f "$stage/lib/$name" ]; then cp -L "$path" "$stage/lib/$name"; fi
+  done
   cp -r "$repo/tests/data" "$stage/data"
-  cp "$repo"/scripts/{gpu_check.sh,compare_torch.py,export_torchvision_maskrcnn.py,openblas_coretype.sh} "$stage/scripts/"
+  cp "$repo"/scripts/{gpu_check.sh,compare_torch.py,export_torchvision_maskrcnn.py} "$stage/scripts/"
   { echo "commit $(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
     echo "built from $build on $(date -u +%Y-%m-%dT%H:%MZ), $(grep -m1 'CMAKE_CUDA_ARCHITECTURES:' "$build/CMakeCache.txt" 2>/dev/null)"
     echo "carried libraries: $(ls "$stage/lib" | tr '\n' ' ')"; } >"$stage/MANIFEST"
@@ -110,7 +120,7 @@ PY
   tlib="$root/lib:${cuda_libs}:/usr/local/cuda/lib64"
   export TESSERA_TEST_DATA="$root/data" TESSERA_DRIVER_DIR="$root/bin" OMP_WAIT_POLICY=PASSIVE
 }
-tess() { LD_LIBRARY_PATH="$tlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+tess() { LD_LIBRARY_PATH="$tlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" TESSERA_OPENBLAS="$root/lib/libopenblas.so.0" "$@"; }
 
 # One phase: a name, a time limit in seconds, a command; its output in $out/<name>.log, and a row
 # of the summary table.
@@ -159,7 +169,7 @@ phase_env() {
   python3 -c 'import torch, torchvision; print("phase: torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__)' || true
   cat "$root/MANIFEST"
   echo "libraries tessera loads:"
-  tess ldd "$root/bin/tessera_tests" | grep -E 'cudart|cublas|cudnn|openblas|not found'
+  tess ldd "$root/bin/tessera_tests" | grep -E 'cudart|cublas|cudnn|not found'
   ! tess ldd "$root/bin/tessera_tests" | grep -q 'not found'
 }
 

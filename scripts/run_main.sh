@@ -12,8 +12,6 @@ cmake --preset release >/dev/null
 cmake --build build -j "$(nproc)" --target train_unet predict
 # Loader threads share the cores with the OpenMP pool: passive waiting keeps them from fighting.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-# OpenBLAS falls back to SSE3 kernels on CPU models it does not know: name the right ones.
-source scripts/openblas_coretype.sh build/drivers/predict
 out=runs/unet
 build/drivers/train_unet --width 16 --tile 316 --iters 1000 --warmup 50 --val-every 250 --log-every 50 --out "$out" "$@"
 build/drivers/predict unet --model "$out/model.safetensors" --out "$out/predictions" "$out/val_example.png"

@@ -11,8 +11,6 @@ jobs=$(nproc)
 echo "== release build (TESSERA_CUDA=AUTO)"
 cmake --preset release >/dev/null
 cmake --build build -j "$jobs"
-# OpenBLAS falls back to SSE3 kernels on CPU models it does not know: name the right ones (both builds' tests).
-source scripts/openblas_coretype.sh build/drivers/predict
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "== AddressSanitizer + UBSan build (CPU)"

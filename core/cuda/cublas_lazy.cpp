@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "core/cuda/dynlib.h"
+#include "core/dynlib.h"
 
 namespace tessera::cuda {
 

@@ -1,10 +1,5 @@
 // CPU matmul through OpenBLAS (its OpenMP build shares tessera's thread pool).
-#include <cblas.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <mutex>
 
 #include "core/parallel.h"
 #include "core/view.h"
@@ -51,37 +46,6 @@ void matmul_kernel_cpu(const Tensor& out, const Tensor& a_in, const Tensor& b_in
       for (int64_t i = 0; i < batch; ++i) one(i);
     }
   });
-}
-
-std::string cpu_blas_suggested_coretype() {
-  if (std::getenv("OPENBLAS_CORETYPE")) return "";  // the user chose
-  const char* name = openblas_get_corename();
-  const std::string core = name ? name : "";
-  const bool avx512_kernels = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
-  const bool avx2_kernels = avx512_kernels || core == "Haswell" || core == "Zen";
-  if (__builtin_cpu_supports("avx512f") && !avx512_kernels && core != "Zen") return "SkylakeX";
-  if (__builtin_cpu_supports("avx2") && !avx2_kernels) return "Haswell";
-  return "";
-}
-
-void warn_if_cpu_blas_misdetected() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    const std::string core = cpu_blas_suggested_coretype();
-    if (core.empty()) return;
-    std::fprintf(stderr,
-                 "tessera: OpenBLAS runs its %s kernels, older than this CPU's vector units (it does not know this "
-                 "CPU model); matrix products and convolutions run several times slower. Set OPENBLAS_CORETYPE=%s "
-                 "before starting the program.\n",
-                 openblas_get_corename(), core.c_str());
-  });
-}
-
-std::string cpu_blas_info() {
-  const char* core = openblas_get_corename();
-  std::string info = std::string("OpenBLAS ") + (core ? core : "?");
-  if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) info += std::string(" (OPENBLAS_CORETYPE=") + forced + ")";
-  return info;
 }
 
 }  // namespace tessera

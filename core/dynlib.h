@@ -1,6 +1,6 @@
-// Loading a shared library on first use (cuBLAS, NCCL): dlopen by soname (the run path,
-// LD_LIBRARY_PATH), then from a fallback folder (the toolkit tessera was built against); symbols
-// bound one by one. CUDA builds only.
+// Loading a shared library on first use (OpenBLAS, cuBLAS, NCCL): dlopen by name (the run path,
+// LD_LIBRARY_PATH), then from a fallback folder (the one tessera was built against); symbols bound
+// one by one, each missing one an Error that names it.
 #pragma once
 
 #include <dlfcn.h>
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace tessera::cuda {
+namespace tessera {
 
 // An Error naming the library, what it is for and where to put it when neither place has it.
 inline void* open_library(const std::string& soname, const char* fallback_dir, const std::string& purpose,
@@ -27,4 +27,4 @@ void bind_symbol(void* lib, const char* name, F& fn, const char* library) {
   TS_CHECK(fn != nullptr, library, ": ", name, " not found in the loaded library (", dlerror(), ")");
 }
 
-}  // namespace tessera::cuda
+}  // namespace tessera
