@@ -51,6 +51,8 @@ struct ValueIndex {
 template <class T, bool kMax>
 struct ArgOp {
   using acc_t = ValueIndex<T>;
+  using value_t = T;
+  static constexpr bool kIsArg = true, kIsMax = kMax;
   T* values;         // may be null
   int64_t* indices;
   TS_HD acc_t identity() const { return acc_t{kMax ? math::lowest<T>() : math::highest<T>(), -1}; }

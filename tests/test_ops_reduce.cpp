@@ -225,6 +225,90 @@ TEST(Softmax, MaskedEntriesGiveExactZerosAndAFullyMaskedRowGivesNan) {
   EXPECT_EQ(ly[1], -inf);
 }
 
+// The vectorised row passes (kernels/cpu/softmax.cpp: the max in vector lanes without NaNs, the sum
+// in double lanes) against float64 loops, on rows whose lengths are not multiples of the lanes,
+// with the maximum in the tail, with +inf, NaN and -inf entries.
+TEST(Softmax, VectorisedRowsEqualFloat64LoopsIncludingSpecialValues) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  for (int64_t D : {1, 15, 16, 17, 33, 1000, 1031}) {
+    const int64_t rows = 6;
+    Tensor x = mul(randn({rows, D}), 4.0);
+    std::vector<float> v = x.to_vector<float>();
+    v[static_cast<size_t>(D - 1)] = 30.f;                           // row 0: the max is in the tail
+    v[static_cast<size_t>(D + D / 2)] = static_cast<float>(inf);    // row 1: +inf
+    v[static_cast<size_t>(2 * D + D / 3)] = static_cast<float>(nan); // row 2: a NaN
+    for (int64_t d = 0; d < D; d += 2) v[static_cast<size_t>(3 * D + d)] = -static_cast<float>(inf);  // row 3: half -inf
+    x = from_vector<float>(v, {rows, D});
+    for (bool log : {false, true}) {
+      const std::vector<float> got = (log ? log_softmax(x, 1) : softmax(x, 1)).to_vector<float>();
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = &v[static_cast<size_t>(r * D)];
+        double m = -inf;
+        bool has_nan = false;
+        for (int64_t d = 0; d < D; ++d) {
+          has_nan |= std::isnan(row[d]);
+          m = std::max(m, static_cast<double>(row[d]));
+        }
+        double sum = 0;
+        for (int64_t d = 0; d < D; ++d) sum += std::exp(static_cast<double>(row[d]) - m);
+        for (int64_t d = 0; d < D; ++d) {
+          const double want = has_nan ? nan
+                              : log   ? static_cast<double>(row[d]) - m - std::log(sum)
+                                      : std::exp(static_cast<double>(row[d]) - m) / sum;
+          const float g = got[static_cast<size_t>(r * D + d)];
+          if (std::isnan(want)) {
+            EXPECT_TRUE(std::isnan(g)) << "D " << D << " row " << r << " d " << d << " log " << log;
+          } else if (std::isinf(want)) {
+            EXPECT_EQ(g, want) << "D " << D << " row " << r << " d " << d << " log " << log;
+          } else {
+            EXPECT_NEAR(g, want, 2e-6 + 2e-6 * std::fabs(want)) << "D " << D << " row " << r << " d " << d << " log " << log;
+          }
+        }
+      }
+    }
+  }
+}
+
+// argmax/argmin over a long row (split over the threads, each slice in two passes: the extreme
+// value, then its first position in blocks of 1024) against a plain loop: ties across block and
+// slice boundaries go to the first, a NaN wins (the first NaN), -inf only rows give 0.
+TEST(Reduce, ArgExtremaOfLongRowsEqualAPlainLoop) {
+  const int64_t n = (int64_t{1} << 20) + 17;
+  const float inf = std::numeric_limits<float>::infinity();
+  auto plain = [&](const std::vector<float>& v, bool max) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < static_cast<int64_t>(v.size()); ++i) {
+      const float a = v[static_cast<size_t>(best)], b = v[static_cast<size_t>(i)];
+      if (std::isnan(a)) break;
+      if (std::isnan(b) || (max ? b > a : b < a)) best = i;
+    }
+    return best;
+  };
+  std::vector<float> base = randn({n}).to_vector<float>();
+  for (int variant = 0; variant < 6; ++variant) {
+    std::vector<float> v = base;
+    if (variant == 1) v[static_cast<size_t>(n / 2 + 1023)] = v[static_cast<size_t>(n - 1)] = 9.f;  // tie: the earlier one
+    if (variant == 2) v[1024] = v[1023] = 9.f, v[5] = -9.f, v[n - 3] = -9.f;                      // at a block boundary
+    if (variant == 3) v[static_cast<size_t>(n - 2)] = std::numeric_limits<float>::quiet_NaN(), v[700000] = std::nanf("");
+    if (variant == 4) std::fill(v.begin(), v.end(), -inf);
+    if (variant == 5) v[0] = 50.f, v[static_cast<size_t>(n - 1)] = -50.f;
+    const Tensor t = from_vector<float>(v);
+    for (bool max : {true, false}) {
+      const int64_t want = variant == 4 ? 0 : plain(v, max);
+      EXPECT_EQ((max ? argmax(t) : argmin(t)).item<int64_t>(), want) << "variant " << variant << " max " << max;
+      const Tensor r2 = t.reshape({1, n});
+      EXPECT_EQ((max ? argmax(r2, 1) : argmin(r2, 1)).item<int64_t>(), want) << "variant " << variant << " max " << max;
+    }
+    // amax equals the plain maximum (NaN if any).
+    float m = -inf;
+    bool any_nan = false;
+    for (float e : v) any_nan |= std::isnan(e), m = std::max(m, e);
+    const float got = amax(t).item<float>();
+    if (any_nan) EXPECT_TRUE(std::isnan(got));
+    else EXPECT_EQ(got, m);
+  }
+}
+
 
 // ---- the GPU's reduction order, on the CPU. kernels/cuda/reduce.cu folds a row with the ops'
 // own identity / step / combine (kernels/reduce.h) in this order: short rows (R <= 256) by one
