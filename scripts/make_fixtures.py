@@ -401,9 +401,57 @@ def resize_size_fixtures():
     op.close()
 
 
+def paste_mask_fixtures():
+    """torchvision's paste_masks_in_image (expand_boxes, the int64 truncation, interpolate to the
+    box, the copy clipped to the image) on boxes narrower than 2 px, boxes across the image border,
+    boxes outside it, and boxes whose enlarged edge falls within 1e-3 px of an integer."""
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    op = Op("paste_masks")
+    g = torch.Generator().manual_seed(11)
+
+    def masks_for(n):
+        # Smooth probability masks, as a mask head gives: sigmoid of upsampled random logits.
+        logits = F.interpolate(torch.randn(n, 1, 7, 7, generator=g) * 3, size=(28, 28), mode="bilinear",
+                               align_corners=False)
+        return torch.sigmoid(logits)
+
+    # tall256x40: the box of a float32 torchvision model that pasted differently (x 1.8 px wide,
+    # y over the whole height) and thin boxes in a tall image; wide60x90: everything.
+    for name, (h, w) in {"tall256x40": (256, 40), "wide60x90": (60, 90)}.items():
+        boxes = [[23.1, 0.0, 24.9, 256.0], [23.14, 0.0, 24.94, 256.0]] if h == 256 else []
+        for width in (0.3, 0.9, 1.5, 1.8, 1.99, 2.01) if h == 256 else (0.3, 0.9, 1.2, 1.5, 1.8, 1.99, 2.0, 2.01):
+            x0 = float(torch.rand(1, generator=g)) * (w - 3)
+            y0 = float(torch.rand(1, generator=g)) * (h / 2)
+            boxes.append([x0, y0, x0 + width, y0 + h / 3])  # thin in x
+            if h != 256:  # thin in y (torchvision's paste fails on a box that starts right of the image)
+                boxes.append([y0 / 2, x0 * h / w, y0 / 2 + h / 4, x0 * h / w + width])
+        if h == 256:
+            boxes += [[-5.5, -3.2, 20.0, 15.0], [w - 1.4, 200.0, w + 0.3, 258.0]]
+            b = torch.tensor(boxes, dtype=torch.float32)
+            m = masks_for(len(boxes))
+            op.add(name, {"image": [h, w], "padding": 1}, {"masks": m, "boxes": b, "pasted": paste_masks_in_image(m, b, (h, w))})
+            continue
+        boxes += [[-5.5, -3.2, 20.0, 15.0], [w - 12.3, h - 9.9, w + 4.0, h + 2.5], [-30.0, 10.0, -2.0, 20.0],
+                  [w + 1.0, 0.0, w + 9.0, 5.0], [0.0, 0.0, float(w), float(h)], [10.0, 10.0, 10.0, 10.0],
+                  [3.0, 4.0, 17.0, 11.0]]
+        # The enlarged right edge x1 + (x1 - x0) / 28 within 1e-3 of an integer, from either side.
+        for target, eps in ((20.0, 1e-3), (20.0, -1e-3), (41.0, 4e-4), (41.0, -4e-4)):
+            x0 = 18.5 if target == 20.0 else 39.2
+            x1 = (target + eps + x0 / 28) * 28 / 29
+            boxes.append([x0, 5.0, x1, 30.0])
+        b = torch.tensor(boxes, dtype=torch.float32)
+        m = masks_for(len(boxes))
+        op.add(name, {"image": [h, w], "padding": 1}, {"masks": m, "boxes": b, "pasted": paste_masks_in_image(m, b, (h, w))})
+    op.close()
+
+
 def main():
     if sys.argv[1:] == ["--only-resize-sizes"]:
         resize_size_fixtures()
+        return
+    if sys.argv[1:] == ["--only-paste-masks"]:
+        paste_mask_fixtures()
         return
     torch.manual_seed(0)
     conv_fixtures()
@@ -414,6 +462,7 @@ def main():
     module_fixtures()
     transform_fixtures()
     resize_size_fixtures()
+    paste_mask_fixtures()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {ROOT} ({total / 1024:.0f} KiB) with", VERSIONS)
 

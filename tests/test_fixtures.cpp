@@ -216,3 +216,34 @@ TEST(TorchFixtures, Losses) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// torchvision's paste_masks_in_image on boxes narrower than 2 px, across the image border, outside
+// it, and with the enlarged edge within 1e-3 px of an integer (where the int64 truncation decides
+// the pasted width): the probabilities within 1e-6, the pixels above 0.5 exactly.
+TEST(TorchFixtures, PasteMasksThinAndBorderBoxes) {
+  Fixture f = fixture("paste_masks");
+  ASSERT_FALSE(f.meta.is_null());
+  for (const json& c : f.meta["configs"]) {
+    const Int2 image = int2(c["args"]["image"]);
+    const Tensor want = f.get(c, "pasted");
+    const Tensor got = paste_masks_in_image(f.get(c, "masks"), f.get(c, "boxes"), image);
+    ASSERT_EQ(got.shape(), want.shape());
+    EXPECT_CLOSE(got, want, 1e-6);
+    const std::vector<float> g = got.to_vector<float>(), w = want.to_vector<float>();
+    const int64_t D = got.size(0), hw = image.h * image.w;
+    for (int64_t d = 0; d < D; ++d) {
+      int64_t ours = 0, theirs = 0;
+      for (int64_t i = d * hw; i < (d + 1) * hw; ++i) {
+        ours += g[static_cast<size_t>(i)] > 0.5f;
+        theirs += w[static_cast<size_t>(i)] > 0.5f;
+      }
+      EXPECT_EQ(ours, theirs) << c["name"].get<std::string>() << " mask " << d;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tessera
