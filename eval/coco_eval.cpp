@@ -63,9 +63,25 @@ std::vector<CocoResult> parse_coco_results(const std::string& json_text, const s
         std::copy(b.begin(), b.end(), r.bbox.begin());
         r.has_bbox = true;
       }
-      if (j.contains("segmentation")) {
+      if (j.contains("segmentation") && j.at("segmentation").is_array()) {  // polygons
         const json& s = j.at("segmentation");
-        TS_CHECK(s.is_object(), where, ": segmentation must be an RLE object {size, counts}");
+        TS_CHECK(!s.empty(), where, ": segmentation is an empty polygon list");
+        for (size_t k = 0; k < s.size(); ++k) {
+          const std::string at = where + ".segmentation[" + std::to_string(k) + "]";
+          TS_CHECK(s[k].is_array(), at, " must be a polygon [x0, y0, x1, y1, ...]");
+          std::vector<double> xy;
+          for (const json& v : s[k]) {
+            TS_CHECK(v.is_number(), at, " holds a value that is not a number: ", v.dump());
+            xy.push_back(v.get<double>());
+            TS_CHECK(std::isfinite(xy.back()), at, " holds a coordinate that is not finite");
+          }
+          TS_CHECK(xy.size() >= 6 && xy.size() % 2 == 0, at, " must hold at least 3 (x, y) points, got ", xy.size(), " numbers");
+          r.polygons.push_back(std::move(xy));
+        }
+        r.has_segmentation = true;
+      } else if (j.contains("segmentation")) {
+        const json& s = j.at("segmentation");
+        TS_CHECK(s.is_object(), where, ": segmentation must be an RLE object {size, counts} or a list of polygons");
         TS_CHECK(s.at("size").is_array(), where, ": segmentation.size must be [height, width]");
         std::vector<int64_t> size;
         for (const json& d : s.at("size")) size.push_back(json_integer(d, where + ".segmentation.size"));
@@ -106,7 +122,8 @@ void save_coco_results(const std::string& path, const std::vector<CocoResult>& r
   for (const CocoResult& r : results) {
     json j = {{"image_id", r.image_id}, {"category_id", r.category_id}, {"score", r.score}};
     if (r.has_bbox) j["bbox"] = {r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]};
-    if (r.has_segmentation) j["segmentation"] = {{"size", {r.height, r.width}}, {"counts", coco::rle_to_string(r.rle)}};
+    if (r.has_segmentation && !r.polygons.empty()) j["segmentation"] = r.polygons;
+    else if (r.has_segmentation) j["segmentation"] = {{"size", {r.height, r.width}}, {"counts", coco::rle_to_string(r.rle)}};
     root.push_back(std::move(j));
   }
   const std::string text = root.dump();
@@ -260,19 +277,35 @@ CocoEvalStats coco_evaluate(const CocoDataset& gt_set, const std::vector<CocoRes
   }
   for (const std::string& e : errors) TS_CHECK(e.empty(), "coco_evaluate: ", e);
   // Detections: checked in order; masks' areas and boxes on every thread; then filed in order.
+  // pycocotools' loadRes takes its branch from the first result: with a bbox there, every result's
+  // area is its box's w * h (for segm evaluation too) and a result without a segmentation gets its
+  // box as a polygon; without, the areas (and the missing boxes) come from the masks. Polygon
+  // segmentations are drawn at the image's size (annToRLE). Cases pycocotools fails on (a polygon
+  // without a bbox, a later result without a bbox) take the mask's area and box.
   const int64_t N = static_cast<int64_t>(results.size());
+  const bool box_areas = N > 0 && results[0].has_bbox;
   std::vector<int64_t> cell_of(static_cast<size_t>(N), -1);
   for (int64_t n = 0; n < N; ++n) {
     const CocoResult& r = results[static_cast<size_t>(n)];
     auto it = image_index.find(r.image_id);
     TS_CHECK(it != image_index.end(), "coco_evaluate: result ", n, " is for image id ", r.image_id,
              ", which the ground truth does not have");
-    TS_CHECK(!segm || r.has_segmentation, "coco_evaluate: segm evaluation needs a segmentation in every result (result ", n, ")");
-    TS_CHECK(segm || r.has_bbox, "coco_evaluate: bbox evaluation needs a bbox in every result (result ", n, ")");
     const CocoImage& im = gt_set.image(it->second);
-    if (segm)
+    if (r.has_segmentation && r.polygons.empty())
       TS_CHECK(r.height == im.height && r.width == im.width, "coco_evaluate: result ", n, " has a ", r.height, "x", r.width,
                " segmentation for image id ", r.image_id, " of ", im.height, "x", im.width);
+    for (const std::vector<double>& p : r.polygons)
+      for (size_t q = 0; q < p.size(); ++q) {
+        const double extent = static_cast<double>(q % 2 == 0 ? im.width : im.height);
+        TS_CHECK(p[q] >= -extent && p[q] <= 2 * extent, "coco_evaluate: result ", n, ": polygon point ", q / 2, " (",
+                 q % 2 == 0 ? "x" : "y", " = ", p[q], ") is more than an image size outside the ", im.height, "x", im.width,
+                 " image ", r.image_id);
+      }
+    if (!r.has_segmentation && (segm || !box_areas))
+      TS_CHECK(std::isfinite(r.bbox[0] + r.bbox[1] + r.bbox[2] + r.bbox[3]) && r.bbox[0] >= -im.width && r.bbox[1] >= -im.height &&
+                   r.bbox[0] + r.bbox[2] <= 2.0 * im.width && r.bbox[1] + r.bbox[3] <= 2.0 * im.height,
+               "coco_evaluate: result ", n, " has no segmentation and its bbox, which would stand for it, is more than an image "
+               "size outside image ", r.image_id);
     auto k = cat_index.find(r.category_id);  // categories the ground truth lacks are not evaluated
     if (k != cat_index.end()) cell_of[static_cast<size_t>(n)] = it->second * K + k->second;
   }
@@ -281,16 +314,24 @@ CocoEvalStats coco_evaluate(const CocoDataset& gt_set, const std::vector<CocoRes
   for (int64_t n = 0; n < N; ++n) {
     if (cell_of[static_cast<size_t>(n)] < 0) continue;
     const CocoResult& r = results[static_cast<size_t>(n)];
+    const CocoImage& im = gt_set.image(image_index.at(r.image_id));
     Dt& d = all[static_cast<size_t>(n)];
     d = Dt{n + 1, r.score, 0, r.bbox, {}, 0, {}};
-    if (segm) {
-      d.rle = r.rle;
+    const bool box_area = box_areas && r.has_bbox;
+    if (segm || !r.has_bbox || !box_area) {
+      if (!r.polygons.empty()) {
+        d.rle = coco::polygons_to_rle(r.polygons, im.height, im.width);
+      } else if (r.has_segmentation) {
+        d.rle = r.rle;
+      } else {  // loadRes: [[x1, y1, x1, y2, x2, y2, x2, y1]]
+        const double x1 = r.bbox[0], y1 = r.bbox[1], x2 = r.bbox[0] + r.bbox[2], y2 = r.bbox[1] + r.bbox[3];
+        d.rle = coco::polygons_to_rle({{x1, y1, x1, y2, x2, y2, x2, y1}}, im.height, im.width);
+      }
       d.rle_area = static_cast<uint64_t>(coco::rle_area(d.rle));
-      d.mask_box = rle_bbox(d.rle, r.height);
+      d.mask_box = rle_bbox(d.rle, im.height);
       if (!r.has_bbox) d.box = d.mask_box;
     }
-    // loadRes: with a bbox the area is w * h (even for segm evaluation), else the mask's area.
-    d.area = r.has_bbox ? r.bbox[2] * r.bbox[3] : static_cast<double>(d.rle_area);
+    d.area = box_area ? r.bbox[2] * r.bbox[3] : static_cast<double>(d.rle_area);
   }
   std::vector<std::vector<Dt>> dts(static_cast<size_t>(I * K));
   for (int64_t n = 0; n < N; ++n)
@@ -510,7 +551,7 @@ struct ByteReader {
   }
 };
 
-constexpr uint64_t kResultsMagic = 0x31525343'53534554ull;  // "TESSCSR1"
+constexpr uint64_t kResultsMagic = 0x32525343'53534554ull;  // "TESSCSR2" (with polygons)
 
 }  // namespace
 
@@ -529,6 +570,11 @@ std::string encode_coco_results(const std::vector<CocoResult>& results) {
     put(out, r.width);
     put(out, static_cast<uint64_t>(r.rle.size()));
     if (!r.rle.empty()) out.append(reinterpret_cast<const char*>(r.rle.data()), r.rle.size() * sizeof(uint32_t));
+    put(out, static_cast<uint64_t>(r.polygons.size()));
+    for (const std::vector<double>& p : r.polygons) {
+      put(out, static_cast<uint64_t>(p.size()));
+      out.append(reinterpret_cast<const char*>(p.data()), p.size() * sizeof(double));
+    }
   }
   return out;
 }
@@ -537,7 +583,7 @@ std::vector<CocoResult> decode_coco_results(const std::string& bytes) {
   ByteReader in{bytes};
   TS_CHECK(bytes.size() >= 16 && in.get<uint64_t>() == kResultsMagic, "decode_coco_results: not encoded COCO results");
   const uint64_t n = in.get<uint64_t>();
-  constexpr size_t kMinResult = 8 * 2 + 8 * 5 + 2 + 8 * 3;
+  constexpr size_t kMinResult = 8 * 2 + 8 * 5 + 2 + 8 * 4;
   TS_CHECK(n <= (bytes.size() - in.pos) / kMinResult, "decode_coco_results: ", n, " results cannot fit in ", bytes.size(), " bytes");
   std::vector<CocoResult> out(n);
   for (CocoResult& r : out) {
@@ -555,6 +601,18 @@ std::vector<CocoResult> decode_coco_results(const std::string& bytes) {
     r.rle.resize(counts);
     if (counts > 0) std::memcpy(r.rle.data(), bytes.data() + in.pos, counts * sizeof(uint32_t));  // data() may be null
     in.pos += counts * sizeof(uint32_t);
+    const uint64_t polygons = in.get<uint64_t>();
+    TS_CHECK(polygons <= (bytes.size() - in.pos) / sizeof(uint64_t), "decode_coco_results: ", polygons,
+             " polygons cannot fit in the ", bytes.size() - in.pos, " bytes left");
+    r.polygons.resize(polygons);
+    for (std::vector<double>& p : r.polygons) {
+      const uint64_t values = in.get<uint64_t>();
+      TS_CHECK(values <= (bytes.size() - in.pos) / sizeof(double), "decode_coco_results: a polygon of ", values,
+               " numbers cannot fit in the ", bytes.size() - in.pos, " bytes left");
+      p.resize(values);
+      if (values > 0) std::memcpy(p.data(), bytes.data() + in.pos, values * sizeof(double));
+      in.pos += values * sizeof(double);
+    }
   }
   TS_CHECK(in.pos == bytes.size(), "decode_coco_results: ", bytes.size() - in.pos, " bytes left over after ", n, " results");
   return out;

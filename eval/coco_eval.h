@@ -25,8 +25,11 @@ struct CocoResult {
   double score = 0;
   std::array<double, 4> bbox{};  // x, y, w, h
   bool has_bbox = false;
-  coco::Counts rle;  // the segmentation, when has_segmentation
+  coco::Counts rle;  // the segmentation as RLE (height x width), when has_segmentation and no polygons
   int64_t height = 0, width = 0;
+  // Or as polygons [x0, y0, x1, y1, ...] (as some tools write results; their union is the mask, drawn
+  // at the image's size when evaluated, as pycocotools' annToRLE does).
+  std::vector<std::vector<double>> polygons;
   bool has_segmentation = false;
 };
 

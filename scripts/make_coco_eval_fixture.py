@@ -6,7 +6,13 @@
                       true objects, duplicates, wrong categories, false positives, tied scores, an
                       image with objects but no detections
   expected.json       COCOeval's 12 summary numbers for bbox and for segm, and the pycocotools version
+  results_polygons.json, expected_polygons.json
+                      results whose segmentation is a list of polygons (one or two parts) with a bbox
+                      taken from the polygon's extent (so the areas pycocotools uses, bbox w * h, differ
+                      from the masks'), some with uncompressed RLE, some with a bbox only (pycocotools
+                      then uses the box as the polygon); COCOeval's numbers on them
 Run from the repository root:  pip install numpy pycocotools && python3 scripts/make_coco_eval_fixture.py
+(--polygons-only: only the polygon files, from the gt.json already there)
 """
 import contextlib
 import io
@@ -128,5 +134,75 @@ def main():
     print(f"wrote {OUT}: {len(annotations)} annotations, {len(results)} detections;", json.dumps(expected))
 
 
+def polygon_results():
+    prng = np.random.default_rng(23)
+    with open(os.path.join(OUT, "gt.json")) as f:
+        gt = json.load(f)
+    sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
+    results = []
+    for a in gt["annotations"]:
+        if a["iscrowd"] or prng.random() < 0.15:
+            continue
+        h, w = sizes[a["image_id"]]
+        poly = np.array(a["segmentation"][0], dtype=float).reshape(-1, 2)
+        shift = prng.normal(0, max(0.5, 0.05 * a["bbox"][2]), size=2)
+        scale = prng.uniform(0.9, 1.1)
+        c = poly.mean(axis=0)
+        dpoly = (c + (poly - c) * scale + shift).round(2)
+        parts = [dpoly.flatten().tolist()]
+        if prng.random() < 0.25:  # a second, small part
+            q = c + prng.uniform(-20, 20, size=2)
+            parts.append([q[0], q[1], q[0] + 4, q[1], q[0] + 2, q[1] + 3])
+        xs = np.concatenate([np.array(p[0::2]) for p in parts])
+        ys = np.concatenate([np.array(p[1::2]) for p in parts])
+        bbox = [round(float(xs.min()), 2), round(float(ys.min()), 2), round(float(xs.max() - xs.min()), 2),
+                round(float(ys.max() - ys.min()), 2)]
+        cat = a["category_id"] if prng.random() > 0.1 else int(prng.integers(1, 4))
+        r = {"image_id": a["image_id"], "category_id": cat, "score": round(float(prng.uniform(0.05, 1.0)), 3), "bbox": bbox}
+        kind = prng.random()
+        if kind < 0.7:
+            r["segmentation"] = parts
+        elif kind < 0.85:  # uncompressed RLE
+            m = mask_util.decode(mask_util.merge(mask_util.frPyObjects(parts, h, w)))
+            flat = m.flatten(order="F")
+            counts, cur, run = [], 0, 0
+            for v in flat:
+                if v == cur:
+                    run += 1
+                else:
+                    counts.append(run)
+                    cur, run = v, 1
+            counts.append(run)
+            r["segmentation"] = {"size": [h, w], "counts": counts}
+        # else: a bbox only
+        results.append(r)
+    for image_id, (h, w) in sizes.items():  # false positives, polygons
+        for _ in range(int(prng.integers(0, 3))):
+            x, y = float(prng.uniform(5, w - 30)), float(prng.uniform(5, h - 30))
+            s = float(prng.choice([4, 12, 25]))
+            results.append({"image_id": image_id, "category_id": int(prng.integers(1, 4)),
+                            "score": round(float(prng.uniform(0.05, 0.9)), 3), "bbox": [x, y, s, s * 0.8],
+                            "segmentation": [[x, y, x + s, y, x + s, y + s * 0.8, x, y + s * 0.8]]})
+    with open(os.path.join(OUT, "results_polygons.json"), "w") as f:
+        json.dump(results, f)
+    expected = {"pycocotools": version("pycocotools"), "numpy": np.__version__}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(os.path.join(OUT, "gt.json"))
+        for iou_type in ("bbox", "segm"):
+            dets = coco.loadRes(os.path.join(OUT, "results_polygons.json"))
+            ev = COCOeval(coco, dets, iou_type)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            expected[iou_type] = [float(v) for v in ev.stats]
+    with open(os.path.join(OUT, "expected_polygons.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+    print(f"wrote {OUT}/results_polygons.json: {len(results)} detections;", json.dumps(expected))
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] != ["--polygons-only"]:
+        main()
+    polygon_results()

@@ -34,6 +34,34 @@ TEST(CocoEval, MatchesPycocotoolsForBboxAndSegm) {
   }
 }
 
+// Results with polygon segmentations (one or two parts), uncompressed RLE, or a bbox only, each with
+// a bbox from the polygon's extent: pycocotools' areas (bbox w * h) and masks (polygons drawn at the
+// image's size, a lone box as a polygon). Saving and the ranks' encoding keep the polygons.
+TEST(CocoEval, PolygonResultsMatchPycocotools) {
+  CocoDataset gt(dir() + "/gt.json", "", true);
+  const std::vector<CocoResult> results = load_coco_results(dir() + "/results_polygons.json");
+  int64_t polygons = 0, bbox_only = 0;
+  for (const CocoResult& r : results) {
+    polygons += !r.polygons.empty();
+    bbox_only += !r.has_segmentation;
+  }
+  ASSERT_GT(polygons, 10);
+  ASSERT_GT(bbox_only, 0);
+  std::ifstream f(dir() + "/expected_polygons.json");
+  const auto expected = nlohmann::json::parse(f);
+  const std::string saved = (std::filesystem::temp_directory_path() / "tessera_polygon_results.json").string();
+  save_coco_results(saved, results);
+  const std::vector<CocoResult> reloaded = load_coco_results(saved), decoded = decode_coco_results(encode_coco_results(results));
+  std::filesystem::remove(saved);
+  for (const std::string type : {"bbox", "segm"}) {
+    const auto want = expected.at(type).get<std::vector<double>>();
+    for (const std::vector<CocoResult>* rs : {&results, &reloaded, &decoded}) {
+      const CocoEvalStats s = coco_evaluate(gt, *rs, type);
+      for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(s.stats[i], want[i], 1e-12) << type << " stat " << i << "\n" << s.summary();
+    }
+  }
+}
+
 TEST(CocoEval, PerfectAndEmptyDetectionsAndRoundTrip) {
   CocoDataset gt(dir() + "/gt.json", "", true);
   // Every non-crowd object detected exactly (its own box and mask): AP 1 for both types.
@@ -107,7 +135,18 @@ TEST(CocoEval, BadInputIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("999"), std::string::npos) << e.what();
   }
   r.image_id = 1;
-  EXPECT_THROW(coco_evaluate(gt, {r}, "segm"), Error);  // no segmentation
+  EXPECT_NO_THROW(coco_evaluate(gt, {r}, "segm"));  // no segmentation: its box as a polygon, as pycocotools
+  r.bbox = {1e9, 0, 5, 5};
+  EXPECT_THROW(coco_evaluate(gt, {r}, "segm"), Error);  // ... but not a box far outside the image
+  CocoResult p = r;
+  p.has_segmentation = true;
+  p.polygons = {{1, 1, 4e9, 1, 2, 3}};
+  EXPECT_THROW(coco_evaluate(gt, {p}, "segm"), Error);  // a polygon point far outside
+  for (const char* bad : {R"([{"image_id":1,"category_id":1,"score":1,"segmentation":[[1,2,3,4]]}])",
+                          R"([{"image_id":1,"category_id":1,"score":1,"segmentation":[]}])",
+                          R"([{"image_id":1,"category_id":1,"score":1,"segmentation":[[1,2,3,"x",5,6]]}])",
+                          R"([{"image_id":1,"category_id":1,"score":1,"segmentation":[[1,2,3,4,5]]}])"})
+    EXPECT_THROW(parse_coco_results(bad, "bad.json"), Error) << bad;
   EXPECT_THROW(coco_evaluate(gt, {r}, "keypoints"), Error);
   std::filesystem::remove_all(dir_);
 }
