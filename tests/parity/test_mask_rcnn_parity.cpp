@@ -186,18 +186,25 @@ void check_detections(const Device& dev) {
     const Tensor boxes = index_select(d.boxes, 0, perm), masks = index_select(d.masks, 0, perm);
     EXPECT_EQ(labels.to_vector<int64_t>(), out(p + "labels").to_vector<int64_t>()) << "image " << i;
     EXPECT_LE(worst(boxes, out(p + "boxes"), 1e-3, 1e-3), 1.0) << "image " << i;
-    EXPECT_LE(worst(scores, out(p + "scores"), 1e-6, 1e-4), 1.0) << "image " << i;
-    // Masks: pasted probabilities [D, 1, H, W]; binarised at 0.5 each must overlap torchvision's with
-    // IoU >= 0.99.
+    // float32 through ResNet-50 + FPN and the heads, summed in another order than oneDNN's: scores
+    // within 1.3e-4 (relative) with OpenBLAS's Haswell kernels on an AMD EPYC, within 1e-4 with its
+    // SkylakeX kernels on a Xeon and its Sandybridge kernels on the EPYC.
+    EXPECT_LE(worst(scores, out(p + "scores"), 1e-6, 3e-4), 1.0) << "image " << i;
+    // Masks: pasted probabilities [D, 1, H, W], within 2e-3 of torchvision's; binarised at 0.5 they
+    // agree on every pixel except where torchvision's probability is that close to 0.5 (such a
+    // pixel's side is float32 noise: one such pixel of a 76-pixel mask is an IoU of 0.987).
     const Tensor& want = out(p + "masks");
     ASSERT_EQ(masks.shape(), want.shape());
+    EXPECT_LE(worst(masks, want, 2e-3, 0.0), 1.0) << "image " << i;
+    const Tensor firm = gt(abs(sub(want, 0.5)), 2e-3);
+    EXPECT_EQ(sum(logical_and(ne(gt(masks, 0.5), gt(want, 0.5)), firm).to(kInt64)).item<int64_t>(), 0)
+        << "image " << i << ": mask pixels on the other side of 0.5 than torchvision's, beyond float32 noise";
     const Tensor a = gt(masks, 0.5).to(kInt64).reshape({D, -1}), b = gt(want, 0.5).to(kInt64).reshape({D, -1});
     const auto inter = sum(mul(a, b), {1}).to_vector<int64_t>(), uni = sum(logical_or(a, b).to(kInt64), {1}).to_vector<int64_t>();
     double worst_iou = 1.0;
     for (int64_t k = 0; k < D; ++k) {
       const size_t q = static_cast<size_t>(k);
       const double iou = uni[q] == 0 ? 1.0 : double(inter[q]) / double(uni[q]);
-      EXPECT_GE(iou, 0.99) << "image " << i << " detection " << k;
       worst_iou = std::min(worst_iou, iou);
     }
     std::printf("image %d: %lld detections match torchvision's; lowest mask IoU %.4f\n", i, (long long)D, worst_iou);
