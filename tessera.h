@@ -1,6 +1,7 @@
 // tessera: the whole public API in one include.
 #pragma once
 
+#include "autograd/autocast.h"
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"

@@ -131,6 +131,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 Tensor matmul(const Tensor& a, const Tensor& b);  // torch.matmul: 1-D, 2-D and broadcast batches
 Tensor mm(const Tensor& a, const Tensor& b);      // 2-D only
 Tensor bmm(const Tensor& a, const Tensor& b);     // 3-D only, equal batch sizes
+// x @ weight^T + bias (weight [out, in]; bias [out] or undefined), torch.nn.functional.linear.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- convolution (NCHW; weight [out, in / groups, kh, kw], as torch.nn.functional)
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Int2 stride = 1, Int2 padding = 0,

@@ -1,4 +1,5 @@
 // Box operations and NMS, as torchvision.ops.
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/nms.h"
 
@@ -22,6 +23,8 @@ Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold) {
            boxes.size(0), "], got ", scores.defined() ? shape_str(scores.shape()) : "undefined");
   TS_CHECK(scores.device() == boxes.device(), "nms: scores are on ", scores.device(), " but boxes on ", boxes.device());
   TS_CHECK(iou_threshold >= 0.0 && iou_threshold <= 1.0, "nms: iou_threshold must be in [0, 1], got ", iou_threshold);
+  if (is_half(boxes.dtype()) || is_half(scores.dtype()))  // always in float32, as torchvision's autocast runs it
+    return nms(detail::widen_half(boxes), detail::widen_half(scores), iou_threshold);
   NoGradGuard no_grad;
   Tensor order = argsort(scores, 0, true);
   Tensor sorted = raw::contiguous(index_select(boxes, 0, order));

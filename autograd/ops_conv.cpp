@@ -1,5 +1,6 @@
 // conv2d and conv_transpose2d: argument checks, geometry, and backward rules. A transposed
 // convolution is the backward-input of the convolution that maps its output back to its input.
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
@@ -40,6 +41,12 @@ Tensor bias_grad(const Tensor& g) { return sum(g, {0, 2, 3}); }
 Tensor conv2d_impl(const char* op, const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding,
                    Int2 dilation, int64_t groups, bool relu, const Tensor& scale = Tensor()) {
   check_conv_args(op, x_in, w_in, b, stride, padding, dilation, groups);
+  if (is_half(x_in.dtype())) {
+    detail::note_half_through_float32(op, x_in);
+    return conv2d_impl(op, detail::widen_half(x_in), detail::widen_half(w_in), detail::widen_half(b), stride, padding,
+                       dilation, groups, relu, detail::widen_half(scale))
+        .to(x_in.dtype());
+  }
   if (scale.defined()) {
     TS_CHECK(scale.dtype() == x_in.dtype() && scale.device() == x_in.device(), op, ": scale must be ", dtype_name(x_in.dtype()),
              " on ", x_in.device(), ", got ", scale.str());
@@ -102,22 +109,34 @@ Tensor conv2d_impl(const char* op, const Tensor& x_in, const Tensor& w_in, const
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Int2 stride, Int2 padding, Int2 dilation, int64_t groups) {
+  TS_AUTOCAST_LOW(x, conv2d(TS_LOW(x), TS_LOW(w), TS_LOW(b), stride, padding, dilation, groups));
   return conv2d_impl("conv2d", x, w, b, stride, padding, dilation, groups, false);
 }
 Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, Int2 stride, Int2 padding, Int2 dilation,
                    int64_t groups) {
+  TS_AUTOCAST_LOW(x, conv2d_relu(TS_LOW(x), TS_LOW(w), TS_LOW(b), stride, padding, dilation, groups));
   return conv2d_impl("conv2d_relu", x, w, b, stride, padding, dilation, groups, true);
 }
 
 Tensor conv2d_scale_shift(const Tensor& x, const Tensor& w, const Tensor& scale, const Tensor& shift, bool relu, Int2 stride,
                           Int2 padding, Int2 dilation, int64_t groups) {
   TS_CHECK(scale.defined() && shift.defined(), "conv2d_scale_shift: scale and shift must be defined");
+  TS_AUTOCAST_LOW(x, conv2d_scale_shift(TS_LOW(x), TS_LOW(w), TS_LOW(scale), TS_LOW(shift), relu, stride, padding, dilation,
+                                        groups));
   return conv2d_impl("conv2d_scale_shift", x, w, shift, stride, padding, dilation, groups, relu, scale);
 }
 
 Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding,
                         Int2 output_padding, int64_t groups, Int2 dilation) {
+  TS_AUTOCAST_LOW(x_in, conv_transpose2d(TS_LOW(x_in), TS_LOW(w_in), TS_LOW(b), stride, padding, output_padding, groups,
+                                          dilation));
   check_conv_args("conv_transpose2d", x_in, w_in, b, stride, padding, dilation, groups);
+  if (is_half(x_in.dtype())) {
+    detail::note_half_through_float32("conv_transpose2d", x_in);
+    return conv_transpose2d(detail::widen_half(x_in), detail::widen_half(w_in), detail::widen_half(b), stride, padding,
+                            output_padding, groups, dilation)
+        .to(x_in.dtype());
+  }
   const int64_t cin = x_in.size(1);
   TS_CHECK(w_in.size(0) == cin, "conv_transpose2d: weight ", shape_str(w_in.shape()), " expects ", w_in.size(0),
            " input channels, the input has ", cin);

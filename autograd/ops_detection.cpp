@@ -52,6 +52,11 @@ void check_input(const char* op, const Tensor& input, Int2 output_size) {
 
 Tensor roi_align(const Tensor& input_in, const Tensor& rois_in, Int2 output_size, double spatial_scale,
                  int64_t sampling_ratio, bool aligned) {
+  // Half features: in float32, as torchvision's autocast runs it; the boxes float32 or the half.
+  if (input_in.defined() && is_half(input_in.dtype()))
+    return roi_align(detail::widen_half(input_in), detail::widen_half(rois_in), output_size, spatial_scale, sampling_ratio,
+                     aligned)
+        .to(input_in.dtype());
   check_input("roi_align", input_in, output_size);
   check_rois("roi_align", rois_in, input_in);
   TS_CHECK(spatial_scale > 0 && std::isfinite(spatial_scale), "roi_align: spatial_scale must be positive, got ", spatial_scale);
@@ -85,6 +90,13 @@ std::vector<double> infer_roi_scales(const std::vector<Tensor>& features, Int2 i
 Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const Tensor& rois_in, const std::vector<double>& scales,
                              Int2 output_size, int64_t sampling_ratio, double canonical_scale, int64_t canonical_level) {
   TS_CHECK(!features.empty(), "multi_scale_roi_align: no feature maps given");
+  if (features[0].defined() && is_half(features[0].dtype())) {
+    std::vector<Tensor> wide;
+    for (const Tensor& f : features) wide.push_back(detail::widen_half(f));
+    return multi_scale_roi_align(wide, detail::widen_half(rois_in), scales, output_size, sampling_ratio, canonical_scale,
+                                 canonical_level)
+        .to(features[0].dtype());
+  }
   TS_CHECK(features.size() == scales.size(), "multi_scale_roi_align: ", features.size(), " feature maps but ", scales.size(),
            " scales");
   const Tensor& f0 = features[0];

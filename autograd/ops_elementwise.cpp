@@ -1,6 +1,10 @@
 // Elementwise ops: promotion, broadcasting, and their backward rules.
+#include <cstdio>
+#include <mutex>
+
 #include <cmath>
 
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/elementwise.h"
 
@@ -22,7 +26,18 @@ void check_same_device(const char* op, std::initializer_list<const Tensor*> tens
 }
 
 void check_floating(const char* op, const Tensor& t, const char* what) {
-  TS_CHECK(is_floating(t.dtype()), op, ": ", what, " must be float32 or float64, got ", dtype_name(t.dtype()));
+  TS_CHECK(is_floating(t.dtype()), op, ": ", what, " must be floating, got ", dtype_name(t.dtype()));
+}
+
+Tensor widen_half(const Tensor& x) { return x.defined() && is_half(x.dtype()) ? x.to(DType::Float32) : x; }
+
+void note_half_through_float32(const char* op, const Tensor& x) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    std::fprintf(stderr, "tessera: %s of %s on %s runs through float32 (rounded to %s once): no 16-bit kernel for it "
+                 "yet, so this is slower than float32\n", op, dtype_name(x.dtype()), x.device().str().c_str(),
+                 dtype_name(x.dtype()));
+  });
 }
 
 }  // namespace detail
@@ -239,14 +254,17 @@ Tensor sign(const Tensor& x) {
   return unary_with_backward("SignBackward", x, out, Tensor(), [](const Tensor& g, const Tensor&) { return zeros_like(g); });
 }
 Tensor exp(const Tensor& x) {
+  TS_AUTOCAST_F32(x, exp(TS_F32(x)));
   Tensor out = unary_raw(UnaryOp::Exp, x, floating_of(x.dtype()));
   return unary_with_backward("ExpBackward", x, out, out, [](const Tensor& g, const Tensor& y) { return mul(g, y); });
 }
 Tensor log(const Tensor& x) {
+  TS_AUTOCAST_F32(x, log(TS_F32(x)));
   Tensor out = unary_raw(UnaryOp::Log, x, floating_of(x.dtype()));
   return unary_with_backward("LogBackward", x, out, x, [](const Tensor& g, const Tensor& x_) { return div(g, x_); });
 }
 Tensor log1p(const Tensor& x) {
+  TS_AUTOCAST_F32(x, log1p(TS_F32(x)));
   Tensor out = unary_raw(UnaryOp::Log1p, x, floating_of(x.dtype()));
   return unary_with_backward("Log1pBackward", x, out, x, [](const Tensor& g, const Tensor& x_) { return div(g, add(x_, 1.0)); });
 }
@@ -256,6 +274,7 @@ Tensor sqrt(const Tensor& x) {
                              [](const Tensor& g, const Tensor& y) { return div(g, mul(y, 2.0)); });
 }
 Tensor rsqrt(const Tensor& x) {
+  TS_AUTOCAST_F32(x, rsqrt(TS_F32(x)));
   Tensor out = unary_raw(UnaryOp::Rsqrt, x, floating_of(x.dtype()));
   return unary_with_backward("RsqrtBackward", x, out, out,
                              [](const Tensor& g, const Tensor& y) { return mul(mul(g, pow(y, 3.0)), -0.5); });
@@ -285,6 +304,7 @@ Tensor tanh(const Tensor& x) {
   });
 }
 Tensor pow(const Tensor& x, double p) {
+  TS_AUTOCAST_F32(x, pow(TS_F32(x), p));
   Tensor out = unary_raw(UnaryOp::Pow, x, floating_of(x.dtype()), p);
   return unary_with_backward("PowBackward", x, out, x, [p](const Tensor& g, const Tensor& x_) {
     if (p == 0.0) return zeros_like(g);

@@ -1,4 +1,5 @@
 // Indexing, sorting and scanning ops, and their backward rules.
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/index.h"
 #include "kernels/reduce.h"
@@ -72,6 +73,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
 Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index_in, const Tensor& source) {
   TS_CHECK(self.defined() && source.defined(), "index_add: undefined input");
   detail::check_same_device("index_add", {&self, &source});
+  if (is_half(self.dtype()))  // summed in float32, each result rounded once
+    return index_add(detail::widen_half(self), dim, index_in, detail::widen_half(source)).to(self.dtype());
   check_index_tensor("index_add", index_in, self);
   TS_CHECK(index_in.dim() <= 1, "index_add: index must be 1-D, got shape ", shape_str(index_in.shape()));
   TS_CHECK(self.dim() >= 1, "index_add: self must have at least one dimension");
@@ -121,6 +124,8 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& src) {
   TS_CHECK(self.defined() && src.defined(), "scatter_add: undefined input");
   detail::check_same_device("scatter_add", {&self, &src});
+  if (is_half(self.dtype()))
+    return scatter_add(detail::widen_half(self), dim, index, detail::widen_half(src)).to(self.dtype());
   check_index_tensor("scatter_add", index, self);
   TS_CHECK(self.dim() >= 1, "scatter_add: self must have at least one dimension");
   TS_CHECK(index.dim() == self.dim() && src.dim() == self.dim(), "scatter_add: self, index and src must have the same ",
@@ -160,6 +165,10 @@ Tensor nonzero(const Tensor& x) {
 
 std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim, bool descending) {
   TS_CHECK(x.defined(), "sort: the input tensor is undefined");
+  if (is_half(x.dtype())) {  // compared as float32 (exact), the values rounded back (exact)
+    auto [v, i] = sort(detail::widen_half(x), dim, descending);
+    return {v.to(x.dtype()), i};
+  }
   const int64_t nd = std::max<int64_t>(x.dim(), 1);
   dim = wrap_dim(dim, nd, "sort");
   Tensor x1 = x.dim() == 0 ? raw::reshape(x, {1}) : x;
@@ -206,6 +215,8 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool lar
 
 Tensor cumsum(const Tensor& x, int64_t dim) {
   TS_CHECK(x.defined(), "cumsum: the input tensor is undefined");
+  TS_AUTOCAST_F32(x, cumsum(TS_F32(x), dim));
+  if (is_half(x.dtype())) return cumsum(detail::widen_half(x), dim).to(x.dtype());  // float32 running sums
   dim = wrap_dim(dim, std::max<int64_t>(x.dim(), 1), "cumsum");
   Tensor xc = raw::contiguous(x);
   const Block3 b = block_around(xc.shape(), dim);

@@ -1,4 +1,5 @@
 // matmul (torch.matmul's rules, composed over one batched 3-D product) and softmax.
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/matmul.h"
 #include "kernels/softmax.h"
@@ -9,6 +10,10 @@ namespace {
 
 // [batch, M, K] @ [batch, K, N] -> [batch, M, N], the one recorded product.
 Tensor bmm_core(const Tensor& a, const Tensor& b) {
+  if (is_half(a.dtype())) {
+    detail::note_half_through_float32("matmul", a);
+    return bmm_core(detail::widen_half(a), detail::widen_half(b)).to(a.dtype());
+  }
   Tensor out = raw::empty({a.size(0), a.size(1), b.size(2)}, a.dtype(), a.device());
   matmul_kernel(out, a, b);
   if (needs_grad({&a, &b})) {
@@ -36,6 +41,7 @@ void check_matmul_operands(const char* op, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  TS_AUTOCAST_LOW(a, matmul(TS_LOW(a), TS_LOW(b)));
   check_matmul_operands("matmul", a, b);
   TS_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least one dimension, got shapes ",
            shape_str(a.shape()), " and ", shape_str(b.shape()));
@@ -72,6 +78,7 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   TS_CHECK(a.defined() && b.defined() && a.dim() == 3 && b.dim() == 3, "bmm: expected two 3-D tensors, got shapes ",
            a.defined() ? shape_str(a.shape()) : "undefined", " and ", b.defined() ? shape_str(b.shape()) : "undefined");
   TS_CHECK(a.size(0) == b.size(0), "bmm: batch sizes differ (", a.size(0), " vs ", b.size(0), ")");
+  TS_AUTOCAST_LOW(a, bmm(TS_LOW(a), TS_LOW(b)));
   check_matmul_operands("bmm", a, b);
   TS_CHECK(a.size(2) == b.size(1), "bmm: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
            " cannot be multiplied (", a.size(2), " != ", b.size(1), ")");
@@ -84,6 +91,7 @@ static Tensor softmax_impl(const Tensor& x_in, int64_t dim_in, bool log) {
   const char* name = log ? "log_softmax" : "softmax";
   TS_CHECK(x_in.defined(), name, ": the input tensor is undefined");
   detail::check_floating(name, x_in);
+  if (is_half(x_in.dtype())) return softmax_impl(detail::widen_half(x_in), dim_in, log).to(x_in.dtype());
   const int64_t dim = wrap_dim(dim_in, x_in.dim(), name);
   Tensor x = raw::contiguous(x_in);
   int64_t outer = 1, D = x.dim() == 0 ? 1 : x.size(dim), inner = 1;
@@ -104,7 +112,21 @@ static Tensor softmax_impl(const Tensor& x_in, int64_t dim_in, bool log) {
   return out;
 }
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+  TS_AUTOCAST_F32(x, softmax(TS_F32(x), dim));
+  return softmax_impl(x, dim, false);
+}
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  TS_AUTOCAST_F32(x, log_softmax(TS_F32(x), dim));
+  return softmax_impl(x, dim, true);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  TS_CHECK(x.defined() && weight.defined() && weight.dim() == 2, "linear: expected an input and a 2-D weight [out, in], got ",
+           x.defined() ? x.str() : "undefined", " and ", weight.defined() ? weight.str() : "undefined");
+  TS_AUTOCAST_LOW(x, linear(TS_LOW(x), TS_LOW(weight), TS_LOW(bias)));
+  Tensor y = matmul(x, weight.t());
+  return bias.defined() ? add(y, bias) : y;
+}
 
 }  // namespace tessera

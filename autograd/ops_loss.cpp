@@ -1,4 +1,5 @@
 // Losses and dropout, composed of differentiable ops (their gradients follow by composition).
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "core/random.h"
 #include "kernels/reduce.h"
@@ -52,6 +53,7 @@ Tensor picked_nll(const Tensor& log_probs, const Tensor& safe_target) {
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight, int64_t ignore_index,
                 const std::string& reduction) {
   check_reduction("nll_loss", reduction);
+  TS_AUTOCAST_F32(log_probs, nll_loss(TS_F32(log_probs), target, TS_F32(weight), ignore_index, reduction));
   auto [safe, valid] = checked_target("nll_loss", log_probs, target, ignore_index);
   Tensor w = valid;
   if (weight.defined()) {
@@ -71,12 +73,21 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
                      const std::string& reduction) {
   TS_CHECK(logits.defined() && logits.dim() >= 2, "cross_entropy: logits must be [N, C] or [N, C, d1, ...], got ",
            logits.defined() ? shape_str(logits.shape()) : "undefined");
+  TS_AUTOCAST_F32(logits, cross_entropy(TS_F32(logits), target, TS_F32(weight), ignore_index, reduction));
+  if (is_half(logits.dtype()))  // in float32 (log_softmax and the mean), rounded once
+    return cross_entropy(detail::widen_half(logits), target, detail::widen_half(weight), ignore_index, reduction)
+        .to(logits.dtype());
   return nll_loss(log_softmax(logits, 1), target, weight, ignore_index, reduction);
 }
 
 Tensor pixel_weighted_cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& pixel_weight,
                                     int64_t ignore_index, const std::string& reduction) {
   check_reduction("pixel_weighted_cross_entropy", reduction);
+  TS_AUTOCAST_F32(logits, pixel_weighted_cross_entropy(TS_F32(logits), target, TS_F32(pixel_weight), ignore_index, reduction));
+  if (logits.defined() && is_half(logits.dtype()))
+    return pixel_weighted_cross_entropy(detail::widen_half(logits), target, detail::widen_half(pixel_weight), ignore_index,
+                                        reduction)
+        .to(logits.dtype());
   auto [safe, valid] = checked_target("pixel_weighted_cross_entropy", logits, target, ignore_index);
   TS_CHECK(pixel_weight.defined() && pixel_weight.shape() == target.shape() && pixel_weight.dtype() == logits.dtype() &&
                pixel_weight.device() == logits.device(),
@@ -96,6 +107,11 @@ Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, const 
            x.defined() ? shape_str(x.shape()) : "undefined");
   detail::check_floating("binary_cross_entropy_with_logits", x);
   detail::check_same_device("binary_cross_entropy_with_logits", {&x, &y});
+  TS_AUTOCAST_F32(x, binary_cross_entropy_with_logits(TS_F32(x), TS_F32(y), TS_F32(weight), TS_F32(pos_weight), reduction));
+  if (is_half(x.dtype()))
+    return binary_cross_entropy_with_logits(detail::widen_half(x), detail::widen_half(y), detail::widen_half(weight),
+                                            detail::widen_half(pos_weight), reduction)
+        .to(x.dtype());
   // PyTorch's stable form: (1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0)).
   Tensor softplus_neg = add(log1p(exp(neg(abs(x)))), clamp_min(neg(x), 0.0));
   Tensor log_weight = pos_weight.defined() ? add(mul(sub(pos_weight, 1.0), y), 1.0) : Tensor();
@@ -108,6 +124,8 @@ Tensor smooth_l1_loss(const Tensor& x, const Tensor& y, double beta, const std::
   check_reduction("smooth_l1_loss", reduction);
   TS_CHECK(beta >= 0, "smooth_l1_loss: beta must be non-negative, got ", beta);
   TS_CHECK(x.defined() && y.defined() && x.shape() == y.shape(), "smooth_l1_loss: input and target shapes differ");
+  TS_AUTOCAST_F32(x, smooth_l1_loss(TS_F32(x), TS_F32(y), beta, reduction));
+  if (is_half(x.dtype())) return smooth_l1_loss(detail::widen_half(x), detail::widen_half(y), beta, reduction).to(x.dtype());
   Tensor d = sub(x, y), ad = abs(d);
   if (beta == 0.0) return reduce_loss("smooth_l1_loss", ad, reduction);
   Tensor loss = where(lt(ad, beta), div(mul(mul(d, d), 0.5), beta), sub(ad, 0.5 * beta));
@@ -117,6 +135,8 @@ Tensor smooth_l1_loss(const Tensor& x, const Tensor& y, double beta, const std::
 Tensor l1_loss(const Tensor& x, const Tensor& y, const std::string& reduction) {
   check_reduction("l1_loss", reduction);
   TS_CHECK(x.defined() && y.defined() && x.shape() == y.shape(), "l1_loss: input and target shapes differ");
+  TS_AUTOCAST_F32(x, l1_loss(TS_F32(x), TS_F32(y), reduction));
+  if (is_half(x.dtype())) return l1_loss(detail::widen_half(x), detail::widen_half(y), reduction).to(x.dtype());
   return reduce_loss("l1_loss", abs(sub(x, y)), reduction);
 }
 

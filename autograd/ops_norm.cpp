@@ -1,4 +1,5 @@
 // batch_norm (training and evaluation, running statistics as PyTorch) and the frozen form.
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/batch_norm.h"
 
@@ -30,6 +31,20 @@ Layout layout_of(const char* op, const Tensor& x) {
 
 Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
+  TS_CHECK(x_in.defined(), "batch_norm: the input is undefined");
+  // A half input runs in float32. Its parameters and statistics may be float32 (autocast leaves a
+  // BatchNorm2d's float32) or the half (updated through float32 copies).
+  if (is_half(x_in.dtype())) {
+    Tensor rm = detail::widen_half(running_mean), rv = detail::widen_half(running_var);
+    Tensor y = batch_norm(detail::widen_half(x_in), rm, rv, detail::widen_half(weight), detail::widen_half(bias), training,
+                          momentum, eps);
+    if (running_mean.defined() && is_half(running_mean.dtype()) && training) {
+      NoGradGuard no_grad;
+      raw::copy_(running_mean, rm);
+      raw::copy_(running_var, rv);
+    }
+    return y.to(x_in.dtype());
+  }
   const Layout l = layout_of("batch_norm", x_in);
   check_channel_tensor("batch_norm", "running_mean", running_mean, x_in, l.C);
   check_channel_tensor("batch_norm", "running_var", running_var, x_in, l.C);
@@ -108,6 +123,10 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
 
 Tensor frozen_batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                          const Tensor& running_var, double eps) {
+  if (x_in.defined() && is_half(x_in.dtype()))
+    return frozen_batch_norm(detail::widen_half(x_in), detail::widen_half(weight), detail::widen_half(bias),
+                             detail::widen_half(running_mean), detail::widen_half(running_var), eps)
+        .to(x_in.dtype());
   const Layout l = layout_of("frozen_batch_norm", x_in);
   for (auto [name, t] : {std::pair<const char*, const Tensor*>{"weight", &weight}, {"bias", &bias},
                          {"running_mean", &running_mean}, {"running_var", &running_var}}) {
@@ -139,6 +158,10 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   TS_CHECK(x.defined() && x.dim() >= 2, "group_norm: expected an input [N, C, ...], got ",
            x.defined() ? shape_str(x.shape()) : "undefined");
   detail::check_floating("group_norm", x);
+  TS_AUTOCAST_F32(x, group_norm(TS_F32(x), num_groups, TS_F32(weight), TS_F32(bias), eps));
+  if (is_half(x.dtype()))  // statistics and normalisation in float32, the result rounded once
+    return group_norm(detail::widen_half(x), num_groups, detail::widen_half(weight), detail::widen_half(bias), eps)
+        .to(x.dtype());
   const int64_t N = x.size(0), C = x.size(1);
   TS_CHECK(num_groups > 0 && C % num_groups == 0, "group_norm: ", C, " channels cannot be split into ", num_groups, " groups");
   Shape per_channel(static_cast<size_t>(x.dim()), 1);

@@ -1,6 +1,7 @@
 // Reductions and their backward rules.
 #include <algorithm>
 
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/reduce.h"
 
@@ -155,8 +156,14 @@ Tensor arg_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
 
 }  // namespace
 
-Tensor sum(const Tensor& x) { return sum_mean(x, {}, false, false); }
-Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) { return sum_mean(x, dims, keepdim, false); }
+Tensor sum(const Tensor& x) {
+  TS_AUTOCAST_F32(x, sum(TS_F32(x)));
+  return sum_mean(x, {}, false, false);
+}
+Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
+  TS_AUTOCAST_F32(x, sum(TS_F32(x), dims, keepdim));
+  return sum_mean(x, dims, keepdim, false);
+}
 Tensor mean(const Tensor& x) { return sum_mean(x, {}, false, true); }
 Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) { return sum_mean(x, dims, keepdim, true); }
 Tensor amax(const Tensor& x, const Shape& dims, bool keepdim) { return extremum(x, dims, keepdim, true); }
@@ -174,6 +181,7 @@ Tensor var(const Tensor& x, const Shape& dims_in, int64_t correction, bool keepd
   TS_CHECK(x.defined(), "var: the input tensor is undefined");
   detail::check_floating("var", x);
   TS_CHECK(correction >= 0, "var: correction must be non-negative, got ", correction);
+  if (is_half(x.dtype())) return var(detail::widen_half(x), dims_in, correction, keepdim).to(x.dtype());
   const Shape dims = normalize_dims(dims_in, x.dim(), "var");
   const int64_t n = reduced_count(x, dims);
   // Two passes (mean, then squared deviations): accurate, and differentiable by composition.

@@ -1,6 +1,7 @@
 // interpolate (nearest, bilinear) and pad (constant, reflect), with their backward rules.
 #include <cmath>
 
+#include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
 #include "kernels/pad.h"
 #include "kernels/resize.h"
@@ -18,6 +19,9 @@ Tensor interpolate(const Tensor& x_in, OptionalInt2 size_in, OptionalScale2 scal
   TS_CHECK(x_in.defined(), "interpolate: the input is undefined");
   TS_CHECK(x_in.dim() == 4, "interpolate: expected a 4-D input [N, C, H, W], got shape ", shape_str(x_in.shape()));
   detail::check_floating("interpolate", x_in);
+  TS_AUTOCAST_F32(x_in, interpolate(TS_F32(x_in), size_in, scale_in, mode, align_corners, recompute_scale_factor));
+  if (is_half(x_in.dtype()))
+    return interpolate(detail::widen_half(x_in), size_in, scale_in, mode, align_corners, recompute_scale_factor).to(x_in.dtype());
   TS_CHECK(mode == "nearest" || mode == "bilinear", "interpolate: mode must be \"nearest\" or \"bilinear\", got \"",
            mode, "\"");
   TS_CHECK(size.has_value() != scale_factor.has_value(), "interpolate: give exactly one of size and scale_factor");

@@ -9,7 +9,8 @@
 
 namespace tessera {
 
-// Conversion between element types as PyTorch does it: to bool means "!= 0".
+// Conversion between element types as PyTorch does it: to bool means "!= 0"; to and from the
+// halves through float (core/half.h).
 template <class D, class S>
 TS_HD D cast_value(S v) {
   if constexpr (std::is_same_v<D, bool>) {
@@ -58,8 +59,8 @@ template <class Launch>
 void copy_kernel(const Launch& launch, const Tensor& dst, const Tensor& src) {
   const int64_t n = dst.numel();
   if (n == 0) return;
-  dispatch_all(dst.dtype(), "copy", [&]<class D>() {
-    dispatch_all(src.dtype(), "copy", [&]<class S>() {
+  dispatch_all_with_half(dst.dtype(), "copy", [&]<class D>() {
+    dispatch_all_with_half(src.dtype(), "copy", [&]<class S>() {
       D* d = static_cast<D*>(dst.data_ptr());
       const S* s = static_cast<const S*>(src.data_ptr());
       if (dst.is_contiguous() && src.is_contiguous() && src.shape() == dst.shape()) {

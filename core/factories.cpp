@@ -173,6 +173,8 @@ template Tensor from_vector<int32_t>(const std::vector<int32_t>&, const Shape&, 
 template Tensor from_vector<int64_t>(const std::vector<int64_t>&, const Shape&, Device);
 template Tensor from_vector<float>(const std::vector<float>&, const Shape&, Device);
 template Tensor from_vector<double>(const std::vector<double>&, const Shape&, Device);
+template Tensor from_vector<bfloat16>(const std::vector<bfloat16>&, const Shape&, Device);
+template Tensor from_vector<float16>(const std::vector<float16>&, const Shape&, Device);
 
 // ---- random
 
@@ -204,6 +206,12 @@ Generator& default_generator() {
 void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
 
 static Tensor draw(const Shape& shape, TensorOptions opts, Generator* gen, RandomDist dist, double low, double high) {
+  if (is_half(opts.dtype)) {  // drawn as float32 (the same stream), rounded once
+    TensorOptions wide = opts;
+    wide.dtype = DType::Float32;
+    wide.requires_grad = false;
+    return finish(raw::to(draw(shape, wide, gen, dist, low, high), opts.dtype), opts);
+  }
   Generator& g = gen ? *gen : default_generator();
   Tensor t = raw::empty(shape, opts.dtype, opts.device);
   const int64_t n = t.numel();
@@ -222,13 +230,13 @@ static Tensor draw(const Shape& shape, TensorOptions opts, Generator* gen, Rando
 }
 
 Tensor uniform(const Shape& shape, double low, double high, TensorOptions opts, Generator* gen) {
-  TS_CHECK(is_floating(opts.dtype), "uniform/rand: dtype must be float32 or float64, got ", dtype_name(opts.dtype));
+  TS_CHECK(is_floating(opts.dtype), "uniform/rand: dtype must be floating, got ", dtype_name(opts.dtype));
   TS_CHECK(low <= high, "uniform: low (", low, ") must not exceed high (", high, ")");
   return draw(shape, opts, gen, RandomDist::Uniform, low, high);
 }
 Tensor rand(const Shape& shape, TensorOptions opts, Generator* gen) { return uniform(shape, 0.0, 1.0, opts, gen); }
 Tensor randn(const Shape& shape, TensorOptions opts, Generator* gen) {
-  TS_CHECK(is_floating(opts.dtype), "randn: dtype must be float32 or float64, got ", dtype_name(opts.dtype));
+  TS_CHECK(is_floating(opts.dtype), "randn: dtype must be floating, got ", dtype_name(opts.dtype));
   return draw(shape, opts, gen, RandomDist::Normal, 0.0, 1.0);
 }
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opts, Generator* gen) {

@@ -114,7 +114,7 @@ template <class Launch>
 void fill_kernel(const Launch& launch, const Tensor& dst, double value) {
   const int64_t n = dst.numel();
   if (n == 0) return;
-  dispatch_all(dst.dtype(), "fill_", [&]<class T>() {
+  dispatch_all_with_half(dst.dtype(), "fill_", [&]<class T>() {
     FillKernel<T> k{static_cast<T*>(dst.data_ptr()), cast_value<T>(value), {}, dst.is_contiguous()};
     if (!k.contiguous) k.index = make_strided_index<1>(dst.shape(), {dst.strides()});
     launch(n, k, "fill_kernel");
@@ -123,7 +123,7 @@ void fill_kernel(const Launch& launch, const Tensor& dst, double value) {
 
 template <class Launch>
 void arange_kernel(const Launch& launch, const Tensor& out, double start, double step) {
-  dispatch_numeric(out.dtype(), "arange", [&]<class T>() {
+  dispatch_numeric_with_half(out.dtype(), "arange", [&]<class T>() {
     launch(out.numel(), ArangeKernel<T>{static_cast<T*>(out.data_ptr()), start, step}, "arange_kernel");
   });
 }
@@ -132,7 +132,7 @@ template <class Launch>
 void linspace_kernel(const Launch& launch, const Tensor& out, double start, double end) {
   const int64_t steps = out.numel();
   const double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
-  dispatch_numeric(out.dtype(), "linspace", [&]<class T>() {
+  dispatch_numeric_with_half(out.dtype(), "linspace", [&]<class T>() {
     launch(steps, LinspaceKernel<T>{static_cast<T*>(out.data_ptr()), start, end, step, steps}, "linspace_kernel");
   });
 }

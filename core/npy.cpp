@@ -127,11 +127,12 @@ DType dtype_from_descr(const std::string& descr, const std::string& name) {
   TS_CHECK(order == '<' || order == '|' || order == '=', name, ": unsupported dtype descriptor '", descr, "'");
   if (kind == "f4") return DType::Float32;
   if (kind == "f8") return DType::Float64;
+  if (kind == "f2") return DType::Float16;
   if (kind == "i8") return DType::Int64;
   if (kind == "i4") return DType::Int32;
   if (kind == "u1") return DType::UInt8;
   if (kind == "b1") return DType::Bool;
-  TS_ERROR(name, ": unsupported dtype '", descr, "' (tessera reads f4, f8, i8, i4, u1 and b1)");
+  TS_ERROR(name, ": unsupported dtype '", descr, "' (tessera reads f2, f4, f8, i8, i4, u1 and b1)");
 }
 
 const char* descr_of(DType d) {
@@ -142,6 +143,8 @@ const char* descr_of(DType d) {
     case DType::Int32: return "<i4";
     case DType::UInt8: return "|u1";
     case DType::Bool: return "|b1";
+    case DType::Float16: return "<f2";
+    case DType::BFloat16: break;  // NumPy has no bfloat16
   }
   return "";
 }
@@ -209,6 +212,9 @@ Tensor load_npy(const std::string& path) {
 }
 
 void save_npy(const std::string& path, const Tensor& t_in) {
+  TS_CHECK(t_in.defined(), path, ": save_npy of an undefined tensor");
+  TS_CHECK(t_in.dtype() != DType::BFloat16, path, ": NumPy has no bfloat16 dtype; save it with to(kFloat32) ",
+           "(exact) or as safetensors (BF16)");
   Tensor t = raw::contiguous(raw::to(t_in, kCPU));
   std::string shape = "(";
   for (int64_t d = 0; d < t.dim(); ++d) shape += std::to_string(t.size(d)) + (t.dim() == 1 ? ",)" : d + 1 < t.dim() ? ", " : ")");

@@ -1,4 +1,4 @@
-// NumPy .npy files (format versions 1-3): float32, float64, int64, int32, uint8, bool; C order,
+// NumPy .npy files (format versions 1-3): float16, float32, float64, int64, int32, uint8, bool; C order,
 // little-endian. Malformed files are an Error naming the file and the problem, never an over-read.
 #pragma once
 

@@ -9,11 +9,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__CUDACC__)
-#define TS_HD __host__ __device__ inline
-#else
-#define TS_HD inline
-#endif
+#include "core/hd.h"
 
 namespace tessera {
 

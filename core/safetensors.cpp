@@ -14,57 +14,17 @@ namespace {
 
 using json = nlohmann::json;
 
-// How a stored dtype is read: tessera's dtype, and the stored element's width when it differs
-// (half precision is widened to float32 on load).
-enum class Half { None, F16, BF16 };
-struct Stored {
-  DType dtype;
-  Half half = Half::None;
-  uint64_t element_size() const { return half == Half::None ? tessera::element_size(dtype) : 2; }
-};
-
-Stored stored_from_name(const std::string& s, const std::string& file, const std::string& tensor) {
-  if (s == "F32") return {DType::Float32};
-  if (s == "F64") return {DType::Float64};
-  if (s == "F16") return {DType::Float32, Half::F16};
-  if (s == "BF16") return {DType::Float32, Half::BF16};
-  if (s == "I64") return {DType::Int64};
-  if (s == "I32") return {DType::Int32};
-  if (s == "U8") return {DType::UInt8};
-  if (s == "BOOL") return {DType::Bool};
+DType dtype_from_name(const std::string& s, const std::string& file, const std::string& tensor) {
+  if (s == "F32") return DType::Float32;
+  if (s == "F64") return DType::Float64;
+  if (s == "F16") return DType::Float16;
+  if (s == "BF16") return DType::BFloat16;
+  if (s == "I64") return DType::Int64;
+  if (s == "I32") return DType::Int32;
+  if (s == "U8") return DType::UInt8;
+  if (s == "BOOL") return DType::Bool;
   TS_ERROR(file, ": tensor '", tensor, "' has unsupported dtype '", s,
            "' (tessera reads F32, F64, F16, BF16, I64, I32, U8 and BOOL)");
-}
-
-// IEEE binary16 to binary32, exactly (every half is a float): subnormals, infinities, NaN payloads.
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);  // inf / NaN
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);  // normal: rebias 15 -> 127
-  } else if (mant == 0) {
-    bits = sign;  // +-0
-  } else {  // subnormal: normalise the mantissa
-    exp = 113;
-    while ((mant & 0x400u) == 0) {
-      mant <<= 1;
-      --exp;
-    }
-    bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-
-// bfloat16 is the upper half of a binary32.
-float bfloat16_to_float(uint16_t b) {
-  const uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
 }
 
 const char* name_of(DType d) {
@@ -75,6 +35,8 @@ const char* name_of(DType d) {
     case DType::Int32: return "I32";
     case DType::UInt8: return "U8";
     case DType::Bool: return "BOOL";
+    case DType::BFloat16: return "BF16";
+    case DType::Float16: return "F16";
   }
   return "";
 }
@@ -87,7 +49,7 @@ uint64_t get_u64(const json& j, const std::string& file, const std::string& what
 
 }  // namespace
 
-SafetensorsFile parse_safetensors(const char* data, size_t size, const std::string& name) {
+SafetensorsFile parse_safetensors(const char* data, size_t size, const std::string& name, HalfLoad halves) {
   TS_CHECK(size >= 8, name, ": truncated safetensors file (", size, " bytes; the header length alone is 8)");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(data[i]);
@@ -119,8 +81,7 @@ SafetensorsFile parse_safetensors(const char* data, size_t size, const std::stri
     TS_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), name,
              ": entry '", key, "' needs dtype, shape and data_offsets");
     TS_CHECK(v["dtype"].is_string(), name, ": dtype of '", key, "' must be a string");
-    const Stored stored = stored_from_name(v["dtype"].get<std::string>(), name, key);
-    const DType dtype = stored.dtype;
+    const DType dtype = dtype_from_name(v["dtype"].get<std::string>(), name, key);
     TS_CHECK(v["shape"].is_array(), name, ": shape of '", key, "' must be an array");
     Shape shape;
     uint64_t numel = 1;
@@ -140,7 +101,7 @@ SafetensorsFile parse_safetensors(const char* data, size_t size, const std::stri
     const uint64_t end = get_u64(offs[1], name, "data_offsets of '" + key + "'");
     TS_CHECK(begin <= end && end <= body_size, name, ": data_offsets [", begin, ", ", end, "] of '", key,
              "' point outside the ", body_size, "-byte data section");
-    const uint64_t nbytes = numel * stored.element_size();
+    const uint64_t nbytes = numel * element_size(dtype);
     TS_CHECK(end - begin == nbytes, name, ": '", key, "' has shape ", shape_str(shape), " of ", v["dtype"].get<std::string>(),
              " (", nbytes, " bytes) but data_offsets cover ", end - begin, " bytes");
     int64_t span = 1;  // an empty tensor's other dimensions still make strides
@@ -148,28 +109,22 @@ SafetensorsFile parse_safetensors(const char* data, size_t size, const std::stri
       TS_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(d, 1), &span), name, ": shape ", shape_str(shape), " of '", key,
                "' is too large: its strides overflow 64 bits");
     Tensor t = raw::empty(shape, dtype, kCPU);
-    if (stored.half != Half::None) {
-      float* dst = static_cast<float*>(t.data_ptr());
-      for (uint64_t i = 0; i < numel; ++i) {
-        uint16_t h;
-        std::memcpy(&h, body + begin + 2 * i, 2);  // little-endian, as the format and this machine
-        dst[i] = stored.half == Half::F16 ? half_to_float(h) : bfloat16_to_float(h);
-      }
-    } else if (nbytes > 0) {
+    if (nbytes > 0) {  // little-endian, as the format and this machine
       std::memcpy(t.data_ptr(), body + begin, nbytes);
     }
     if (dtype == DType::Bool) {
       auto* b = static_cast<unsigned char*>(t.data_ptr());
       for (uint64_t i = 0; i < numel; ++i) b[i] = b[i] != 0;
     }
+    if (is_half(dtype) && halves == HalfLoad::WidenToFloat32) t = raw::to(t, DType::Float32);  // exact
     out.tensors.emplace(key, std::move(t));
   }
   return out;
 }
 
-SafetensorsFile load_safetensors(const std::string& path) {
+SafetensorsFile load_safetensors(const std::string& path, HalfLoad halves) {
   std::vector<char> bytes = read_file(path);
-  return parse_safetensors(bytes.data(), bytes.size(), path);
+  return parse_safetensors(bytes.data(), bytes.size(), path, halves);
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,

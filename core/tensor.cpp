@@ -116,6 +116,8 @@ TS_INSTANTIATE(int32_t)
 TS_INSTANTIATE(int64_t)
 TS_INSTANTIATE(float)
 TS_INSTANTIATE(double)
+TS_INSTANTIATE(bfloat16)
+TS_INSTANTIATE(float16)
 #undef TS_INSTANTIATE
 
 // ---- autograd metadata
@@ -128,7 +130,7 @@ bool Tensor::requires_grad() const {
 Tensor& Tensor::requires_grad_(bool on) {
   TensorImpl& t = const_cast<TensorImpl&>(checked());
   if (!on && t.autograd == nullptr) return *this;
-  TS_CHECK(!on || is_floating(t.dtype), "requires_grad_: only float32/float64 tensors can require ",
+  TS_CHECK(!on || is_floating(t.dtype), "requires_grad_: only floating tensors can require ",
            "gradients, this one is ", dtype_name(t.dtype));
   TS_CHECK(t.autograd == nullptr || t.autograd->grad_fn == nullptr,
            "requires_grad_: can only be changed on leaf tensors; use detach() on a result first");

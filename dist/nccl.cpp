@@ -111,6 +111,8 @@ ncclDataType_t nccl_type(DType d, const char* op) {
     case DType::Int64: return ncclInt64;
     case DType::Int32: return ncclInt32;
     case DType::UInt8: return ncclUint8;
+    case DType::Float16: return ncclFloat16;
+    case DType::BFloat16: return ncclBfloat16;
     default: break;
   }
   TS_ERROR(op, ": dtype ", dtype_name(d), " is not supported");

@@ -229,33 +229,39 @@ void unary_kernel(const Launch& L, UnaryOp op, const Tensor& out, const Tensor& 
   if (out.numel() == 0) return;
   const char* name = op_name(op);
   switch (op) {
-#define TS_UNARY(OP, DISPATCH, F)                                                         \
-  case UnaryOp::OP:                                                                       \
-    DISPATCH(in.dtype(), name, [&]<class T>() { launch_unary<T, T>(L, out, in, F<T>{}, name); }); \
+// T is the stored type, C = opmath_t<T> the one the functor computes in (float for the halves:
+// loaded, computed in float, rounded once on the store).
+#define TS_UNARY(OP, DISPATCH, F)                                                                   \
+  case UnaryOp::OP:                                                                                 \
+    DISPATCH(in.dtype(), name, [&]<class T>() { launch_unary<T, T>(L, out, in, F<opmath_t<T>>{}, name); }); \
     return;
-    TS_UNARY(Neg, dispatch_numeric, NegF)
-    TS_UNARY(Abs, dispatch_numeric, AbsF)
-    TS_UNARY(Sign, dispatch_numeric, SignF)
-    TS_UNARY(Relu, dispatch_numeric, ReluF)
-    TS_UNARY(Exp, dispatch_floating, ExpF)
-    TS_UNARY(Log, dispatch_floating, LogF)
-    TS_UNARY(Log1p, dispatch_floating, Log1pF)
-    TS_UNARY(Sqrt, dispatch_floating, SqrtF)
-    TS_UNARY(Rsqrt, dispatch_floating, RsqrtF)
-    TS_UNARY(Sigmoid, dispatch_floating, SigmoidF)
-    TS_UNARY(Tanh, dispatch_floating, TanhF)
+    TS_UNARY(Neg, dispatch_numeric_with_half, NegF)
+    TS_UNARY(Abs, dispatch_numeric_with_half, AbsF)
+    TS_UNARY(Sign, dispatch_numeric_with_half, SignF)
+    TS_UNARY(Relu, dispatch_numeric_with_half, ReluF)
+    TS_UNARY(Exp, dispatch_floating_with_half, ExpF)
+    TS_UNARY(Log, dispatch_floating_with_half, LogF)
+    TS_UNARY(Log1p, dispatch_floating_with_half, Log1pF)
+    TS_UNARY(Sqrt, dispatch_floating_with_half, SqrtF)
+    TS_UNARY(Rsqrt, dispatch_floating_with_half, RsqrtF)
+    TS_UNARY(Sigmoid, dispatch_floating_with_half, SigmoidF)
+    TS_UNARY(Tanh, dispatch_floating_with_half, TanhF)
 #undef TS_UNARY
     case UnaryOp::LogicalNot:
-      dispatch_all(in.dtype(), name, [&]<class T>() { launch_unary<bool, T>(L, out, in, LogicalNotF<T>{}, name); });
+      dispatch_all_with_half(in.dtype(), name, [&]<class T>() {
+        launch_unary<bool, T>(L, out, in, LogicalNotF<opmath_t<T>>{}, name);
+      });
       return;
     case UnaryOp::Pow:
-      dispatch_floating(in.dtype(), name, [&]<class T>() {
-        launch_unary<T, T>(L, out, in, PowF<T>{static_cast<T>(p0)}, name);
+      dispatch_floating_with_half(in.dtype(), name, [&]<class T>() {
+        using C = opmath_t<T>;
+        launch_unary<T, T>(L, out, in, PowF<C>{static_cast<C>(p0)}, name);
       });
       return;
     case UnaryOp::Clamp:
-      dispatch_numeric(in.dtype(), name, [&]<class T>() {
-        ClampF<T> f{math::isnan(p0) ? T(0) : static_cast<T>(p0), math::isnan(p1) ? T(0) : static_cast<T>(p1),
+      dispatch_numeric_with_half(in.dtype(), name, [&]<class T>() {
+        using C = opmath_t<T>;
+        ClampF<C> f{math::isnan(p0) ? C(0) : static_cast<C>(p0), math::isnan(p1) ? C(0) : static_cast<C>(p1),
                     !math::isnan(p0), !math::isnan(p1)};
         launch_unary<T, T>(L, out, in, f, name);
       });
@@ -299,10 +305,18 @@ void visit_binary_op(BinaryOp op, Body&& body) {
 
 template <class Tag, class Body>
 void dispatch_for_tag(DType dtype, const char* name, Body&& body) {
-  if constexpr (Tag::dtypes == OpDtypes::All) dispatch_all(dtype, name, body);
-  else if constexpr (Tag::dtypes == OpDtypes::Floating) dispatch_floating(dtype, name, body);
-  else dispatch_numeric(dtype, name, body);
+  if constexpr (Tag::dtypes == OpDtypes::All) dispatch_all_with_half(dtype, name, body);
+  else if constexpr (Tag::dtypes == OpDtypes::Floating) dispatch_floating_with_half(dtype, name, body);
+  else dispatch_numeric_with_half(dtype, name, body);
 }
+
+// The functor of Tag computing in opmath_t<T>, and what it stores: bool for comparisons and logic,
+// else T.
+template <class Tag, class T>
+using OpmathFunctor = typename Tag::template type<opmath_t<T>>;
+template <class Tag, class T>
+using StoredResult = std::conditional_t<
+    std::is_same_v<decltype(OpmathFunctor<Tag, T>{}(opmath_t<T>{}, opmath_t<T>{})), bool>, bool, T>;
 
 template <class Launch>
 void binary_kernel(const Launch& L, BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
@@ -310,9 +324,7 @@ void binary_kernel(const Launch& L, BinaryOp op, const Tensor& out, const Tensor
   const char* name = op_name(op);
   visit_binary_op(op, [&]<class Tag>(Tag) {
     dispatch_for_tag<Tag>(a.dtype(), name, [&]<class T>() {
-      using F = typename Tag::template type<T>;
-      using Out = decltype(F{}(T{}, T{}));  // bool for comparisons and logic, else T
-      launch_binary<Out, T>(L, out, a, b, F{}, name);
+      launch_binary<StoredResult<Tag, T>, T>(L, out, a, b, OpmathFunctor<Tag, T>{}, name);
     });
   });
 }
@@ -323,9 +335,9 @@ void binary_scalar_kernel(const Launch& L, BinaryOp op, const Tensor& out, const
   const char* name = op_name(op);
   visit_binary_op(op, [&]<class Tag>(Tag) {
     dispatch_for_tag<Tag>(a.dtype(), name, [&]<class T>() {
-      using F = typename Tag::template type<T>;
-      using Out = decltype(F{}(T{}, T{}));
-      launch_unary<Out, T>(L, out, a, BindScalar<F, T>{F{}, cast_value<T>(s), scalar_first}, name);
+      using F = OpmathFunctor<Tag, T>;
+      using C = opmath_t<T>;
+      launch_unary<StoredResult<Tag, T>, T>(L, out, a, BindScalar<F, C>{F{}, cast_value<C>(s), scalar_first}, name);
     });
   });
 }
@@ -334,7 +346,7 @@ void binary_scalar_kernel(const Launch& L, BinaryOp op, const Tensor& out, const
 template <class Launch>
 void where_kernel(const Launch& L, const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b, double scalar) {
   if (out.numel() == 0) return;
-  dispatch_all(out.dtype(), "where", [&]<class T>() {
+  dispatch_all_with_half(out.dtype(), "where", [&]<class T>() {
     const bool b_scalar = !b.defined();
     WhereKernel<T> k{out.data<T>(), cond.data<bool>(), a.data<T>(), b_scalar ? nullptr : b.data<T>(),
                      cast_value<T>(scalar), b_scalar, {}};

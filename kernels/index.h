@@ -152,7 +152,7 @@ template <class Launch>
 void index_select_impl(const Launch& L, const Tensor& out, const Tensor& x, const Tensor& index, int64_t outer,
                        int64_t D, int64_t inner, int* error) {
   const int64_t Lsz = index.numel();
-  dispatch_all(x.dtype(), "index_select", [&]<class T>() {
+  dispatch_all_with_half(x.dtype(), "index_select", [&]<class T>() {
     dispatch_index(index.dtype(), "index_select", [&]<class I>() {
       L(outer * Lsz * inner, IndexSelectKernel<T, I>{out.data<T>(), x.data<T>(), index.data<I>(), D, Lsz, inner, error},
         "index_select_kernel");
@@ -181,7 +181,7 @@ void gather_impl(const Launch& L, const Tensor& out, const Tensor& x, int64_t di
   Shape x_strides = x.strides();
   x_strides[dim] = 0;
   auto offsets = make_strided_index<3>(index.shape(), {index.strides(), out.strides(), x_strides});
-  dispatch_all(x.dtype(), "gather", [&]<class T>() {
+  dispatch_all_with_half(x.dtype(), "gather", [&]<class T>() {
     dispatch_index(index.dtype(), "gather", [&]<class I>() {
       L(index.numel(), GatherScatterKernel<T, I, false>{out.data<T>(), x.data<T>(), index.data<I>(), x.stride(dim), offsets,
                                          x.size(dim), error},

@@ -9,6 +9,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "core/half.h"
 #include "core/parallel.h"
 
 namespace tessera::math {
@@ -40,7 +41,7 @@ TS_HD T pow(T x, T y) {
 
 template <class T>
 TS_HD bool isnan(T x) {
-  if constexpr (std::is_floating_point_v<T>) return x != x;
+  if constexpr (is_floating_v<T>) return static_cast<opmath_t<T>>(x) != static_cast<opmath_t<T>>(x);
   else return false;
 }
 
@@ -102,11 +103,13 @@ TS_HD int64_t ceil_div_nonneg(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b
 // The identity of max/min reductions: the lowest (highest) value the type has.
 template <class T>
 TS_HD T lowest() {
+  static_assert(!is_half_v<T>, "take lowest<opmath_t<T>>() for the halves");
   if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
   else return std::numeric_limits<T>::lowest();
 }
 template <class T>
 TS_HD T highest() {
+  static_assert(!is_half_v<T>, "take highest<opmath_t<T>>() for the halves");
   if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
   else return std::numeric_limits<T>::max();
 }

@@ -75,7 +75,7 @@ void pad_backward_kernel_cuda(const Tensor& gx, const Tensor& gy, const PadGeome
 
 template <class Launch>
 void pad_impl(const Launch& L, const Tensor& y, const Tensor& x, const PadGeometry& g, double value) {
-  dispatch_all(x.dtype(), "pad", [&]<class T>() {
+  dispatch_all_with_half(x.dtype(), "pad", [&]<class T>() {
     L(y.numel(), PadKernel<T>{x.data<T>(), y.data<T>(), g, static_cast<T>(value)}, "pad_kernel");
   });
 }

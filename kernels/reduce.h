@@ -25,20 +25,20 @@ struct SumOp {
   TS_HD acc_t step(acc_t a, In v, int64_t) const { return a + static_cast<acc_t>(v); }
   TS_HD acc_t combine(acc_t a, acc_t b) const { return a + b; }
   TS_HD void write(acc_t a, int64_t o) const {
-    if constexpr (std::is_floating_point_v<Out>) out[o] = static_cast<Out>(a * static_cast<acc_t>(scale));
+    if constexpr (is_floating_v<Out>) out[o] = static_cast<Out>(a * static_cast<acc_t>(scale));
     else out[o] = static_cast<Out>(a);
   }
 };
 
-// Max (kMax) or min, NaN-propagating.
+// Max (kMax) or min, NaN-propagating. The halves are compared as floats (exactly).
 template <class T, bool kMax>
 struct ExtremumOp {
-  using acc_t = T;
+  using acc_t = opmath_t<T>;
   T* out;
-  TS_HD acc_t identity() const { return kMax ? math::lowest<T>() : math::highest<T>(); }
-  TS_HD acc_t step(acc_t a, T v, int64_t) const { return combine(a, v); }
+  TS_HD acc_t identity() const { return kMax ? math::lowest<acc_t>() : math::highest<acc_t>(); }
+  TS_HD acc_t step(acc_t a, T v, int64_t) const { return combine(a, static_cast<acc_t>(v)); }
   TS_HD acc_t combine(acc_t a, acc_t b) const { return kMax ? math::maximum(a, b) : math::minimum(a, b); }
-  TS_HD void write(acc_t a, int64_t o) const { out[o] = a; }
+  TS_HD void write(acc_t a, int64_t o) const { out[o] = static_cast<T>(a); }
 };
 
 template <class T>
@@ -50,13 +50,13 @@ struct ValueIndex {
 // Argmax/argmin with the value: NaN wins (as in PyTorch), ties go to the smaller index.
 template <class T, bool kMax>
 struct ArgOp {
-  using acc_t = ValueIndex<T>;
-  using value_t = T;
+  using value_t = opmath_t<T>;
+  using acc_t = ValueIndex<value_t>;
   static constexpr bool kIsArg = true, kIsMax = kMax;
   T* values;         // may be null
   int64_t* indices;
-  TS_HD acc_t identity() const { return acc_t{kMax ? math::lowest<T>() : math::highest<T>(), -1}; }
-  TS_HD acc_t step(acc_t a, T v, int64_t i) const { return combine(a, acc_t{v, i}); }
+  TS_HD acc_t identity() const { return acc_t{kMax ? math::lowest<value_t>() : math::highest<value_t>(), -1}; }
+  TS_HD acc_t step(acc_t a, T v, int64_t i) const { return combine(a, acc_t{static_cast<value_t>(v), i}); }
   TS_HD acc_t combine(acc_t a, acc_t b) const {
     if (a.index < 0) return b;
     if (b.index < 0) return a;
@@ -71,7 +71,7 @@ struct ArgOp {
     return a;
   }
   TS_HD void write(acc_t a, int64_t o) const {
-    if (values) values[o] = a.value;
+    if (values) values[o] = static_cast<T>(a.value);
     indices[o] = a.index < 0 ? 0 : a.index;
   }
 };
@@ -84,9 +84,10 @@ void reduce_dispatch(ReduceOp op, const Tensor& x, int64_t R, const Tensor& valu
     case ReduceOp::Sum:
     case ReduceOp::Mean: {
       const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(R) : 1.0;
-      dispatch_all(x.dtype(), "sum", [&]<class In>() {
-        if constexpr (std::is_floating_point_v<In>) {
-          using Acc = std::conditional_t<kCuda, In, double>;
+      dispatch_all_with_half(x.dtype(), "sum", [&]<class In>() {
+        if constexpr (is_floating_v<In>) {
+          // The halves accumulate in float on the device and in double on the host.
+          using Acc = std::conditional_t<kCuda, opmath_t<In>, double>;
           run.template operator()<In>(SumOp<In, Acc, In>{values.data<In>(), scale});
         } else {
           run.template operator()<In>(SumOp<In, int64_t, int64_t>{values.data<int64_t>(), scale});
@@ -96,14 +97,14 @@ void reduce_dispatch(ReduceOp op, const Tensor& x, int64_t R, const Tensor& valu
     }
     case ReduceOp::Max:
     case ReduceOp::Min:
-      dispatch_numeric(x.dtype(), "max/min", [&]<class In>() {
+      dispatch_numeric_with_half(x.dtype(), "max/min", [&]<class In>() {
         if (op == ReduceOp::Max) run.template operator()<In>(ExtremumOp<In, true>{values.data<In>()});
         else run.template operator()<In>(ExtremumOp<In, false>{values.data<In>()});
       });
       return;
     case ReduceOp::ArgMax:
     case ReduceOp::ArgMin:
-      dispatch_numeric(x.dtype(), "argmax/argmin", [&]<class In>() {
+      dispatch_numeric_with_half(x.dtype(), "argmax/argmin", [&]<class In>() {
         In* v = values.defined() ? values.data<In>() : nullptr;
         if (op == ReduceOp::ArgMax) run.template operator()<In>(ArgOp<In, true>{v, indices.data<int64_t>()});
         else run.template operator()<In>(ArgOp<In, false>{v, indices.data<int64_t>()});

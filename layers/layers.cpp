@@ -60,8 +60,7 @@ Linear::Linear(int64_t in, int64_t out, bool use_bias, Generator* gen) {
 }
 
 Tensor Linear::forward(const Tensor& x) {
-  Tensor y = matmul(x, weight.t());
-  return bias.defined() ? add(y, bias) : y;
+  return linear(x, weight, bias);
 }
 
 BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_, bool affine, bool track) : eps(eps_), momentum(momentum_) {

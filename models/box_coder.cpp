@@ -11,6 +11,9 @@ Tensor BoxCoder::encode(const Tensor& reference_boxes, const Tensor& proposals) 
   TS_CHECK(reference_boxes.defined() && proposals.defined() && reference_boxes.dim() == 2 && reference_boxes.size(1) == 4 &&
                proposals.shape() == reference_boxes.shape(),
            "BoxCoder::encode: expected two [N, 4] tensors of one shape");
+  if (is_half(reference_boxes.dtype()) || is_half(proposals.dtype()))  // box coding is float32 (detectron2, torchvision)
+    return encode(reference_boxes.to(is_half(reference_boxes.dtype()) ? kFloat32 : reference_boxes.dtype()),
+                  proposals.to(is_half(proposals.dtype()) ? kFloat32 : proposals.dtype()));
   auto col = [](const Tensor& t, int64_t i) { return t.select(1, i); };
   Tensor ex_w = sub(col(proposals, 2), col(proposals, 0)), ex_h = sub(col(proposals, 3), col(proposals, 1));
   Tensor ex_cx = add(col(proposals, 0), mul(ex_w, 0.5)), ex_cy = add(col(proposals, 1), mul(ex_h, 0.5));
@@ -28,6 +31,7 @@ Tensor BoxCoder::decode(const Tensor& rel_codes, const Tensor& boxes_in) const {
   TS_CHECK(boxes_in.defined() && boxes_in.dim() == 2 && boxes_in.size(1) == 4 && boxes_in.size(0) == rel_codes.size(0),
            "BoxCoder::decode: boxes must be [", rel_codes.size(0), ", 4], got ",
            boxes_in.defined() ? shape_str(boxes_in.shape()) : "undefined");
+  if (is_half(rel_codes.dtype())) return decode(rel_codes.to(kFloat32), boxes_in);  // float32, as detectron2 forces it
   Tensor boxes = boxes_in.to(rel_codes.dtype());
   Tensor widths = sub(boxes.select(1, 2), boxes.select(1, 0)).unsqueeze(1);
   Tensor heights = sub(boxes.select(1, 3), boxes.select(1, 1)).unsqueeze(1);

@@ -446,7 +446,44 @@ def paste_mask_fixtures():
     op.close()
 
 
+def half_cast_fixtures():
+    """Tensor.to(torch.bfloat16 / torch.float16) of float32 and float64 special values: zeros,
+    float32 subnormals, the halves' subnormal range and its ties, exact ties between two halves on
+    either parity, the largest finite halves and the first values that round to inf, infinities,
+    NaNs; the halves' bits are stored as int32. A tensor of more than 64 values, so that PyTorch's
+    vectorised conversion runs, as the scalar one does for the tail."""
+    op = Op("half_casts")
+    f32 = []
+    for e in range(-30, 17):
+        for m in (0.0, 1 / 256, 1 / 128 + 1 / 256, 1 / 512, 1 / 1024 + 1 / 2048, 1 / 2048, 3 / 2048, 0.999):
+            f32.append(math.ldexp(1.0 + m, e))
+    f32 += [0.0, 65504.0, 65519.0, 65519.996, 65520.0, 65536.0, 3.3895314e38, 3.40e38, 1e-45, 1.1754942e-38,
+            1.1754944e-38, 2.0 ** -24, 2.0 ** -25, 1.5 * 2.0 ** -25, 2.0 ** -25 * 1.0000001, 3 * 2.0 ** -25,
+            2.0 ** -14 - 2.0 ** -25, 2.0 ** -14 - 2.0 ** -24, 5.960464477539063e-08, math.pi, -math.e, 1 / 3]
+    f32 = np.array(f32 + [-v for v in f32], dtype=np.float32)
+    bits = np.array([0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0x7fa00000, 0x7fffffff,
+                     0x00000001, 0x80000001, 0x007fffff, 0x3f808000, 0x3f818000, 0x3f7fffff, 0x477fefff, 0x477ff000,
+                     0x7f7f8000, 0x7f7f7fff], dtype=np.uint32).view(np.float32)
+    g = np.random.default_rng(5)
+    rand_bits = g.integers(0, 2 ** 32, size=200, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    x = torch.from_numpy(np.concatenate([f32, bits, rand_bits]))
+    bf = x.to(torch.bfloat16).view(torch.int16).to(torch.int32) & 0xffff
+    hf = x.to(torch.float16).view(torch.int16).to(torch.int32) & 0xffff
+    # float64 values between two floats: a conversion through float32 rounds twice.
+    x64 = torch.tensor([1 + 2.0 ** -8 + 2.0 ** -30, 1 + 2.0 ** -8 - 2.0 ** -30, 1 + 2.0 ** -11 + 2.0 ** -40,
+                        1 + 2.0 ** -11 - 2.0 ** -40, 65519.99999999, 1e300, -1e300, 1e-300, math.pi, 2.0 ** -25 + 2.0 ** -60],
+                       dtype=torch.float64)
+    bf64 = x64.to(torch.bfloat16).view(torch.int16).to(torch.int32) & 0xffff
+    hf64 = x64.to(torch.float16).view(torch.int16).to(torch.int32) & 0xffff
+    op.add("specials", {"n": int(x.numel())}, {"x": x, "bf16_bits": bf, "f16_bits": hf, "x64": x64,
+                                               "bf16_bits_of_x64": bf64, "f16_bits_of_x64": hf64})
+    op.close()
+
+
 def main():
+    if sys.argv[1:] == ["--only-half-casts"]:
+        half_cast_fixtures()
+        return
     if sys.argv[1:] == ["--only-resize-sizes"]:
         resize_size_fixtures()
         return
@@ -463,6 +500,7 @@ def main():
     transform_fixtures()
     resize_size_fixtures()
     paste_mask_fixtures()
+    half_cast_fixtures()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
     print(f"wrote {ROOT} ({total / 1024:.0f} KiB) with", VERSIONS)
 

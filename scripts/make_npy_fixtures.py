@@ -32,10 +32,11 @@ save("u8_4.npy", np.array([0, 1, 128, 255], dtype=np.uint8))
 save("bool_2x2.npy", np.array([[True, False], [False, True]]))  # i % 3 == 0
 save("f32_empty_0x4.npy", np.zeros((0, 4), dtype=np.float32))
 save("f64_v2_3.npy", np.arange(3, dtype=np.float64) / 4, version=(2, 0))  # i / 4, format 2.0
+save("f16_3.npy", np.arange(3, dtype=np.float16))
 # Rejected by tessera, each for its own reason:
 save("fortran_2x3.npy", np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)))
 save("bigendian_3.npy", np.arange(3, dtype=">f4"))
-save("f16_3.npy", np.arange(3, dtype=np.float16))
+save("u16_3.npy", np.arange(3, dtype=np.uint16))
 
 with open(os.path.join(out, "VERSION"), "w") as f:
     f.write(f"numpy {np.__version__}\n")

@@ -90,6 +90,19 @@ inline double rel_l2(const Tensor& a, const Tensor& b) {
   return n > 0 ? std::sqrt(d / n) : (d > 0 ? INFINITY : 0.0);
 }
 
+// f() throws a tessera::Error whose message contains `part`.
+template <class F>
+::testing::AssertionResult throws_error_with(F&& f, const std::string& part) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (e.message().find(part) != std::string::npos) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the Error does not say '" << part << "': " << e.message();
+  }
+  return ::testing::AssertionFailure() << "no Error (expected one saying '" << part << "')";
+}
+#define EXPECT_THROW_MSG(stmt, part) EXPECT_TRUE(::tessera::test::throws_error_with([&] { stmt; }, part))
+
 // Exactly equal values (and shape).
 inline ::testing::AssertionResult equal(const Tensor& actual, const Tensor& expected) {
   return close(actual, host(expected), 0.0, 0.0, true);

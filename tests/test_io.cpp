@@ -71,12 +71,16 @@ TEST(Npy, FilesWrittenByNumpyLoadWithTheirValues) {
   EXPECT_EQ(b.to_vector<bool>(), (std::vector<bool>{true, false, false, true}));
   EXPECT_EQ(load_npy(data_path("npy/f32_empty_0x4.npy")).shape(), (Shape{0, 4}));
   EXPECT_EQ(load_npy(data_path("npy/f64_v2_3.npy")).to_vector<double>(), (std::vector<double>{0.0, 0.25, 0.5}));
+  Tensor f16 = load_npy(data_path("npy/f16_3.npy"));  // NumPy's float16
+  EXPECT_EQ(f16.dtype(), kFloat16);
+  EXPECT_EQ(f16.to_vector<double>(), (std::vector<double>{0.0, 1.0, 2.0}));
 }
 
 TEST(Npy, RoundTripEveryDtypeAndLayout) {
   std::vector<Tensor> ts = {randn({3, 5}), randn({2, 2, 2}, kFloat64), randint(-100, 100, {7}),
                             randint(-5, 5, {2, 3}, kInt32), randint(0, 256, {4, 4}, kUInt8),
-                            randint(0, 2, {5}).to(kBool), scalar_tensor(1.5), zeros({0, 3})};
+                            randint(0, 2, {5}).to(kBool), scalar_tensor(1.5), zeros({0, 3}),
+                            randn({3, 2}).to(kFloat16)};
   ts.push_back(randn({4, 3}).t());  // non-contiguous: saved in C order
   for (size_t i = 0; i < ts.size(); ++i) {
     const std::string path = scratch("rt" + std::to_string(i) + ".npy");
@@ -95,7 +99,7 @@ TEST(Npy, MalformedFilesAreRejectedWithTheirReason) {
   auto load = [](const std::string& p) { load_npy(p); };
   expect_rejected(load, data_path("npy/fortran_2x3.npy"), "Fortran");
   expect_rejected(load, data_path("npy/bigendian_3.npy"), "big-endian");
-  expect_rejected(load, data_path("npy/f16_3.npy"), "unsupported dtype");
+  expect_rejected(load, data_path("npy/u16_3.npy"), "unsupported dtype");
   expect_rejected(load, scratch("does_not_exist.npy"), "cannot open");
 
   const std::string good = bytes_of(data_path("npy/f32_2x3.npy"));

@@ -1,4 +1,5 @@
 // The checks every OpCase goes through (see op_table.h), and the helpers that make inputs.
+#include <algorithm>
 #include <functional>
 
 #include "op_table.h"
@@ -38,6 +39,34 @@ std::vector<OpCase> differentiable(const std::vector<OpCase>& cases) {
   return out;
 }
 
+std::vector<OpCase> with_floating_input(const std::vector<OpCase>& cases) {
+  std::vector<OpCase> out;
+  for (const OpCase& c : cases)
+    for (const In& in : c.inputs)
+      if (in.kind == Kind::Normal || in.kind == Kind::Positive || in.kind == Kind::Ties) {
+        out.push_back(c);
+        break;
+      }
+  return out;
+}
+
+void take_halves(std::vector<OpCase>& cases, const std::vector<std::string>& names) {
+  for (const std::string& n : names) {
+    auto it = std::find_if(cases.begin(), cases.end(), [&](const OpCase& c) { return c.name == n; });
+    if (it == cases.end()) ADD_FAILURE() << "take_halves: no case named " << n;
+    else it->halves = true;
+  }
+}
+
+void take_halves_by_prefix(std::vector<OpCase>& cases, const std::vector<std::string>& prefixes) {
+  for (const std::string& p : prefixes) {
+    int64_t n = 0;
+    for (OpCase& c : cases)
+      if (c.name.rfind(p, 0) == 0) c.halves = true, ++n;
+    if (n == 0) ADD_FAILURE() << "take_halves_by_prefix: no case starts with " << p;
+  }
+}
+
 namespace {
 
 std::vector<Host> hosts(const std::vector<Tensor>& ts) {
@@ -61,6 +90,47 @@ void check_against_reference(const OpCase& c, DType dtype, bool noncontig) {
 TEST_P(OpTest, Float32) { check_against_reference(GetParam(), kFloat32, false); }
 TEST_P(OpTest, Float64) { check_against_reference(GetParam(), kFloat64, false); }
 TEST_P(OpTest, NonContiguous) { check_against_reference(GetParam(), kFloat32, true); }
+
+// The half rows: inputs drawn in float32 and rounded to `half`; the op on them against the float32
+// op on the same values, rounded once. One rounding of the half type apart at most (a composite op
+// may round in between: mean is a sum, then a scale).
+void check_half(const OpCase& c, DType half) {
+  std::vector<Tensor> in_half, in_wide;
+  for (const Tensor& t : make_inputs(c, kFloat32)) {
+    const bool f = t.dtype() == kFloat32;
+    in_half.push_back(f ? t.to(half) : t);
+    in_wide.push_back(f ? in_half.back().to(kFloat32) : t);
+  }
+  if (!c.halves) {
+    try {
+      Tensor out = c.fn(in_half);
+      ADD_FAILURE() << c.name << " accepted " << dtype_name(half) << " inputs (giving " << out.str()
+                    << "): mark it in take_halves, so that its results are checked";
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find(dtype_name(half)), std::string::npos)
+          << c.name << ": the refusal must name the dtype: " << e.message();
+    }
+    return;
+  }
+  Tensor out = c.fn(in_half);
+  {  // the per-element bodies CUDA launches, on the CPU, give the same bits
+    CpuPerElementScope scope(true);
+    EXPECT_TRUE(equal(c.fn(in_half), out)) << c.name << " (" << dtype_name(half) << ", per-element bodies)";
+  }
+  Tensor expected = c.fn(in_wide);
+  if (expected.dtype() == kFloat32) {
+    EXPECT_EQ(out.dtype(), half) << c.name;
+    expected = expected.to(half);
+  } else {
+    EXPECT_EQ(out.dtype(), expected.dtype()) << c.name;
+  }
+  const double eps = half == kBFloat16 ? 1.0 / 128 : 1.0 / 1024;  // the half's unit roundoff x 2
+  EXPECT_TRUE(close(out.to(kFloat64), host(expected.to(kFloat64)), eps, eps, true))
+      << c.name << " (" << dtype_name(half) << ")";
+}
+
+TEST_P(OpHalfTest, BFloat16) { check_half(GetParam(), kBFloat16); }
+TEST_P(OpHalfTest, Float16) { check_half(GetParam(), kFloat16); }
 
 TEST_P(OpGradTest, Gradcheck) {
   const OpCase& c = GetParam();

@@ -142,6 +142,7 @@ std::vector<OpCase> cases() {
   c.push_back(convt_case("convt_3x3_s2_p1_op1", {1, 2, 3, 4}, {2, 3, 3, 3}, true, {2, 1, 1, 1}));
   c.push_back(convt_case("convt_groups_dilation", {1, 4, 3, 3}, {4, 1, 2, 2}, false, {1, 0, 2, 0, 2}));
   c.push_back(convt_case("convt_rect", {2, 2, 3, 2}, {2, 2, 3, 2}, true, {{2, 1}, {1, 0}, 1, {1, 0}}));
+  take_halves_by_prefix(c, {"conv"});
   return c;
 }
 

@@ -111,6 +111,14 @@ std::vector<OpCase> cases() {
   // ---- larger than one parallel chunk, to cover the threaded path
   c.push_back({"add_large", {{{300, 257}}, {{257}}}, [](V x) { return x[0] + x[1]; },
                [](H h) { return ref::zip(h[0], h[1], [](double a, double b) { return a + b; }); }, false});
+  // The cases that take bfloat16 and float16 (the others must refuse them: OpHalfTest).
+  take_halves(c, {
+      "abs", "add_0dim", "add_int_float_promotes", "add_large", "add_outer", "add_row", "add_scalar",
+      "clamp", "clamp_max", "clamp_min", "div", "div_scalar", "eq", "exp", "ge", "gt", "gt_scalar", "le",
+      "log", "lt", "masked_fill", "maximum", "minimum", "mul", "mul_same_tensor", "mul_scalar", "ne", "neg",
+      "pow_2", "pow_3", "pow_half", "pow_neg_1_5", "rdiv_scalar", "relu", "rsqrt", "rsub_scalar",
+      "scalar_mul", "sigmoid", "sign", "sqrt", "square", "sub", "sub_scalar", "tanh", "where",
+      "where_broadcast_cond", "where_scalar"});
   return c;
 }
 

@@ -208,6 +208,14 @@ std::vector<OpCase> cases() {
   c.push_back({"to_dtype_and_back", {{{2, 3}}}, [](V x) { return (x[0].to(kFloat64) * 3.0).to(x[0].dtype()); },
                [](H h) { return ref::map(h[0], [](double v) { return 3 * v; }); }});
   c.push_back({"clone", {{{2, 3}}}, [](V x) { return x[0].clone() * x[0]; }, [](H h) { return ref::map(h[0], [](double v) { return v * v; }); }});
+  // The cases that take bfloat16 and float16 (the others must refuse them: OpHalfTest).
+  take_halves(c, {
+      "cat_dim0", "cat_dim1", "cat_promotes", "chunk_uneven", "clone", "expand_then_mul",
+      "gather_dim0_smaller_index", "gather_dim1", "index_select_dim0_3d", "index_select_dim1",
+      "index_select_int32_index", "narrow", "nonzero", "nonzero_large", "permute", "select", "slice_step",
+      "split_pieces_sum_back", "split_second_piece", "split_sizes_last", "stack_dim1", "to_dtype_and_back",
+      "transpose_then_reshape", "unsqueeze_squeeze_flatten"});
+  take_halves_by_prefix(c, {"cumsum", "index_add", "scatter_add", "sort", "topk"});
   return c;
 }
 

@@ -108,6 +108,10 @@ std::vector<OpCase> cases() {
                  for (int64_t i = 0; i < 15; ++i) s += std::fabs(h[0].v[i] - h[1].v[i]);
                  return scalar(s);
                }});
+  // The cases that take bfloat16 and float16 (the others must refuse them: OpHalfTest).
+  take_halves(c, {
+      "bce_with_logits", "bce_with_logits_weights", "l1", "smooth_l1", "smooth_l1_beta_1_none"});
+  take_halves_by_prefix(c, {"cross_entropy", "pixel_weighted_cross_entropy"});
   return c;
 }
 

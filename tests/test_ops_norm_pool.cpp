@@ -153,6 +153,10 @@ std::vector<OpCase> cases() {
                  auto [m, v] = channel_stats(h[0]);
                  return bn_ref(h[0], m, v, &h[1], &h[2], eps);
                }, false, 1e-4});
+  // The cases that take bfloat16 and float16 (the others must refuse them: OpHalfTest).
+  take_halves(c, {
+      "groupnorm_2_groups", "groupnorm_instance_like_no_affine", "groupnorm_one_group_large"});
+  take_halves_by_prefix(c, {"batchnorm", "frozen_batchnorm", "maxpool"});
   return c;
 }
 

@@ -126,6 +126,11 @@ std::vector<OpCase> cases() {
                [](H h) { return pad_ref(h[0], {4, 5}, true, 0.0); }});
   c.push_back({"pad_int_constant", {{{2, 3}, Kind::Int}}, [](V t) { return pad(t[0], {1, 1}, "constant", 7); },
                [](H h) { return pad_ref(h[0], {1, 1}, false, 7.0); }, false});
+  // The cases that take bfloat16 and float16 (the others must refuse them: OpHalfTest).
+  take_halves(c, {
+      "pad_constant_1d", "pad_constant_2d", "pad_constant_negative_crops", "pad_reflect_1d",
+      "pad_reflect_2d", "pad_reflect_full"});
+  take_halves_by_prefix(c, {"bilinear", "nearest"});
   return c;
 }
 

@@ -29,7 +29,7 @@ void cumsum_kernel_cpu(const Tensor& y, const Tensor& x, int64_t outer, int64_t 
 Tensor nonzero_by_flags_cpu(const Tensor& x) {
   const int64_t n = x.numel(), nd = x.dim();
   Tensor out;
-  dispatch_all(x.dtype(), "nonzero", [&]<class T>() {
+  dispatch_all_with_half(x.dtype(), "nonzero", [&]<class T>() {
     std::vector<int64_t> positions(static_cast<size_t>(n));
     CpuLaunch{}(n, NonzeroFlagKernel<T>{x.data<T>(), positions.data()});
     for (int64_t i = 1; i < n; ++i) positions[i] += positions[i - 1];
@@ -50,7 +50,7 @@ Tensor nonzero_kernel_cpu(const Tensor& x_in) {
   const int64_t chunks = (n + chunk - 1) / chunk;
   std::vector<int64_t> counts(static_cast<size_t>(chunks) + 1, 0);
   Tensor out;
-  dispatch_all(x.dtype(), "nonzero", [&]<class T>() {
+  dispatch_all_with_half(x.dtype(), "nonzero", [&]<class T>() {
     const T* p = x.data<T>();
     parallel_for(chunks, [&](int64_t c) {
       int64_t k = 0;

@@ -48,7 +48,7 @@ Tensor nonzero_kernel_cuda(const Tensor& x_in) {
   CudaLaunch launch{dev.index};
   Tensor positions = raw::empty({n}, DType::Int64, dev);
   Tensor out;
-  dispatch_all(x.dtype(), "nonzero", [&]<class T>() {
+  dispatch_all_with_half(x.dtype(), "nonzero", [&]<class T>() {
     launch(n, NonzeroFlagKernel<T>{x.data<T>(), positions.data<int64_t>()}, "nonzero_flag_kernel");
     cuda::DeviceGuard guard(dev.index);
     cudaStream_t stream = cuda::stream(dev.index);
