@@ -41,5 +41,6 @@
 #include "models/rpn.h"
 #include "models/unet.h"
 #include "optim/checkpoint.h"
+#include "optim/grad_scaler.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
