@@ -131,7 +131,37 @@ void add_training_options(cli::Args& args, const std::string& out_dir, int64_t l
       .option("seed", "1", "random seed")
       .option("out", out_dir, "output folder")
       .option("resume", "", "a checkpoint.safetensors to continue from");
+  add_precision_option(args);
+  add_loss_scale_option(args);
 }
+
+void add_precision_option(cli::Args& args) {
+  args.option("precision", "fp32",
+              "fp32, bf16 or fp16: autocast convolutions and products to bfloat16 / float16 (fp16 training with loss "
+              "scaling); parameters stay float32");
+}
+
+void add_loss_scale_option(cli::Args& args) {
+  args.option("loss-scale", "65536", "fp16: the initial loss scale (halved after each step whose gradients overflow, "
+                                     "doubled after 2000 clean steps)");
+}
+
+GradScalerOptions scaler_options(const cli::Args& args, const Precision& precision) {
+  GradScalerOptions o;
+  o.enabled = precision.low == DType::Float16;  // bfloat16 has float32's range and needs no scaling
+  o.init_scale = args.number("loss-scale");
+  return o;
+}
+
+Precision parse_precision(const cli::Args& args) {
+  Precision p;
+  p.name = args.str("precision");
+  if (p.name == "bf16") p.low = DType::BFloat16;
+  else if (p.name == "fp16") p.low = DType::Float16;
+  else TS_CHECK(p.name == "fp32", "--precision must be fp32, bf16 or fp16, not '", p.name, "'");
+  return p;
+}
+
 
 TrainingSetup start_training(const cli::Args& args, const std::string& program) {
   if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
@@ -139,14 +169,15 @@ TrainingSetup start_training(const cli::Args& args, const std::string& program) 
   s.world = join_world();
   s.device = rank_device(args.str("device"), s.world, program);
   s.seed = static_cast<uint64_t>(args.integer("seed"));
+  s.precision = parse_precision(args);
   manual_seed(s.seed);
   if (args.has("verbose") && s.world.main()) std::printf("%s\n", kernels_line().c_str());
   return s;
 }
 
-int64_t resume_step(const cli::Args& args, Module& model, Optimizer& opt, const World& world) {
+int64_t resume_step(const cli::Args& args, Module& model, Optimizer& opt, const World& world, GradScaler* scaler) {
   if (!args.has("resume")) return 0;
-  const int64_t step = load_checkpoint(args.str("resume"), model, opt).step;
+  const int64_t step = load_checkpoint(args.str("resume"), model, opt, scaler).step;
   if (world.main()) std::printf("resumed from %s at step %lld\n", args.str("resume").c_str(), static_cast<long long>(step));
   return step;
 }

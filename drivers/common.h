@@ -13,7 +13,9 @@
 #include "data/loader.h"
 #include "drivers/args.h"
 #include "models/mask_rcnn.h"
+#include "autograd/autocast.h"
 #include "models/unet.h"
+#include "optim/grad_scaler.h"
 #include "optim/optimizer.h"
 
 namespace tessera::driver {
@@ -61,19 +63,38 @@ int fail(const std::string& what);
 int guarded_main(int argc, char** argv, int (*run)(int, char**));
 
 // The options every training driver has: --verbose, --log-every, --save-every, --workers,
-// --device, --threads, --seed, --out (default `out_dir`) and --resume.
+// --device, --threads, --seed, --out (default `out_dir`), --resume and --precision.
 void add_training_options(cli::Args& args, const std::string& out_dir, int64_t log_every);
 // What those options set up, once parsed: the CPU threads (--threads), the MPI world (under
 // mpirun), this rank's device (rank_device) and the global seed (manual_seed(--seed)).
+// --precision fp32|bf16|fp16: float32, or autocast to bfloat16 / float16 on the run's device
+// (autograd/autocast.h; float16 training adds a GradScaler). Parameters stay float32.
+struct Precision {
+  std::string name = "fp32";
+  std::optional<DType> low;  // unset for fp32
+  // Starts autocast for `device` in g (the caller's scope) when low is set:
+  //   std::optional<AutocastGuard> amp; precision.enter(amp, dev);
+  void enter(std::optional<AutocastGuard>& g, const Device& device) const {
+    if (low) g.emplace(*low, device.type);
+  }
+};
+// Adds --precision to a program that is not a training driver (predict).
+void add_precision_option(cli::Args& args);
+Precision parse_precision(const cli::Args& args);
+void add_loss_scale_option(cli::Args& args);
+// The GradScaler of a training driver: on for fp16, from --loss-scale.
+GradScalerOptions scaler_options(const cli::Args& args, const Precision& precision);
+
 struct TrainingSetup {
   World world;
   Device device;
   uint64_t seed = 0;
+  Precision precision;
 };
 TrainingSetup start_training(const cli::Args& args, const std::string& program);
 // The step to start from: 0, or the step of the --resume checkpoint, loaded into model and
 // optimizer (rank 0 says so).
-int64_t resume_step(const cli::Args& args, Module& model, Optimizer& opt, const World& world);
+int64_t resume_step(const cli::Args& args, Module& model, Optimizer& opt, const World& world, GradScaler* scaler = nullptr);
 // Rank 0, under mpirun: one line on the global batch.
 void print_data_parallel(const World& world, int64_t batch, double lr);
 // The next batch, starting the next epoch when this one is over.

@@ -154,6 +154,10 @@ int run_unet(const cli::Args& args, const std::vector<std::string>& images) {
   TS_CHECK(!dev.is_cuda() || cuda::is_available(), "predict: --device ", dev, " but CUDA is unavailable: ", cuda::unavailable_reason());
   net.to(dev);
   net.eval();
+  const driver::Precision precision = driver::parse_precision(args);  // the weights stay float32
+  std::optional<AutocastGuard> amp;
+  precision.enter(amp, dev);
+  if (precision.low) std::printf("inference with autocast to %s\n", dtype_name(*precision.low));
   int64_t out_tile = 0;
   if (args.has("tile")) {
     out_tile = args.integer("tile");
@@ -218,6 +222,10 @@ int run_maskrcnn(const cli::Args& args, const std::vector<std::string>& images) 
   TS_CHECK(!dev.is_cuda() || cuda::is_available(), "predict: --device ", dev, " but CUDA is unavailable: ", cuda::unavailable_reason());
   net.to(dev);
   net.eval();
+  const driver::Precision precision = driver::parse_precision(args);  // the weights stay float32
+  std::optional<AutocastGuard> amp;
+  precision.enter(amp, dev);
+  if (precision.low) std::printf("inference with autocast to %s\n", dtype_name(*precision.low));
   const int64_t batch = args.integer("batch");
   TS_CHECK(batch >= 1, "predict: --batch must be at least 1, got ", batch);
   const fs::path out = args.str("out");
@@ -270,6 +278,7 @@ int run(int argc, char** argv) {
       .option("threads", "", "CPU threads")
       .option("out", "predictions", "output folder")
       .flag("verbose", "say which CPU kernels run (OpenBLAS's kernel family and who chose it)");
+  driver::add_precision_option(args);
   args.parse(argc, argv);
   if (args.has("threads")) set_num_threads(static_cast<int>(args.integer("threads")));
   if (args.has("verbose")) std::printf("%s\n", driver::kernels_line().c_str());

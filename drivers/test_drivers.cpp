@@ -231,6 +231,49 @@ TEST(Drivers, TrainUnetWritesLogsMetricsPicturesAndAModelThatPredictLoads) {
 const std::string kTrainMaskRCNN = driver(TESSERA_TRAIN_MASKRCNN, "train_maskrcnn");
 const std::string kEvaluate = driver(TESSERA_EVALUATE, "evaluate");
 
+// --precision: bf16 trains and predicts (the model file says how it was trained, its weights stay
+// float32); fp16 with a loss scale made to overflow skips its first steps, halving the scale each
+// time, then trains.
+TEST(Drivers, TrainUnetInReducedPrecision) {
+  const fs::path dir = scratch("precision");
+  Result r = run(kTrain + kSmallRun + " --precision bf16 --out " + quoted(dir / "bf16"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const SafetensorsFile model = load_safetensors((dir / "bf16" / "model.safetensors").string(), HalfLoad::Keep);
+  EXPECT_EQ(model.metadata.at("train_precision"), "bf16");
+  for (const auto& [name, t] : model.tensors) EXPECT_EQ(t.dtype(), kFloat32) << name;
+  std::ifstream summary(dir / "bf16" / "summary.json");
+  EXPECT_EQ(nlohmann::json::parse(summary)["precision"], "bf16");
+  r = run(kPredict + " unet --precision bf16 --model " + quoted(dir / "bf16" / "model.safetensors") + " --out " +
+              quoted(dir / "pred") + " " + quoted(dir / "bf16" / "val_example.png"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("inference with autocast to bfloat16"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "pred" / "val_example_labels.png"));
+
+  r = run(kTrain + " --width 4 --depth 2 --tile 92 --iters 40 --val-every 40 --log-every 5 --save-every 40 --train-images 4"
+                   " --val-images 1 --image-size 64 --workers 1 --threads 1 --precision fp16 --loss-scale 1e12 --out " +
+              quoted(dir / "fp16"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::ifstream metrics(dir / "fp16" / "metrics.jsonl");
+  std::string line;
+  double first_scale = 0, last_scale = 0, last_skipped = 0, last_loss = NAN;
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("loss_scale")) continue;
+    EXPECT_EQ(j["precision"], "fp16");
+    if (first_scale == 0) first_scale = j["loss_scale"].get<double>();
+    last_scale = j["loss_scale"].get<double>();
+    last_skipped = j["skipped_steps"].get<double>();
+    if (j["loss"].is_number()) last_loss = j["loss"].get<double>();
+  }
+  EXPECT_GT(last_skipped, 5.0) << r.output;   // 1e12 overflows float16 gradients: skipped, halved
+  EXPECT_LT(last_skipped, 40.0) << r.output;  // and then it trains
+  EXPECT_LT(last_scale, 1e12 / std::pow(2.0, last_skipped - 1));
+  EXPECT_TRUE(std::isfinite(last_loss)) << r.output;
+  EXPECT_GT(first_scale, last_scale);
+}
+
 TEST(Drivers, TrainMaskRCNNThenPredictAndEvaluate) {
   const fs::path dir = scratch("maskrcnn");
   const fs::path out = dir / "run";

@@ -203,7 +203,9 @@ int run(int argc, char** argv) {
   SGD opt(params, SGDOptions{args.number("lr"), args.number("momentum"), 0.0, args.number("weight-decay")});
   const Schedule schedule = Schedule::warmup_linear(args.integer("warmup"), 0.001) *
                             Schedule::multi_step(parse_steps(args.str("steps"), iters), 0.1);
-  const int64_t start = driver::resume_step(args, net, opt, world);
+  const driver::Precision& precision = setup.precision;
+  GradScaler scaler(driver::scaler_options(args, precision));
+  const int64_t start = driver::resume_step(args, net, opt, world, &scaler);
 
   LoaderOptions lo;
   lo.batch_size = args.integer("batch");
@@ -234,7 +236,7 @@ int run(int argc, char** argv) {
   int64_t epoch = start / per_epoch, images = 0;
   loader.start_epoch(epoch, start % per_epoch);
   std::map<std::string, double> sums;
-  int64_t n_sum = 0;
+  int64_t n_sum = 0, skipped = 0;
   EvalResult last;
   Generator sampler_gen(seed + 17 + static_cast<uint64_t>(world.rank));  // each rank its own RoI samples
   const int64_t eval_every = args.integer("eval-every");
@@ -242,19 +244,29 @@ int run(int argc, char** argv) {
     const std::vector<Sample> batch = driver::next_batch(loader, epoch);
     opt.set_lr(schedule.lr(args.number("lr"), step));
     opt.zero_grad();
-    const MaskRCNNLosses l = net.losses(batch, &sampler_gen);
+    MaskRCNNLosses l;
+    {
+      std::optional<AutocastGuard> amp;
+      precision.enter(amp, dev);
+      l = net.losses(batch, &sampler_gen);
+    }
     Tensor total = l.total();
-    total.backward();
+    scaler.scale(total).backward();
     if (ddp) ddp->finish();  // every rank now holds the gradient of the global batch
-    opt.step();
+    const bool stepped = scaler.step(opt);  // fp16: skipped when a gradient overflowed
+    scaler.update();
     const double lt = total.item<float>();
-    TS_CHECK(std::isfinite(lt), "the loss became ", lt, " at step ", step, " (try a lower --lr or a longer --warmup)");
-    const std::pair<const char*, const Tensor*> parts[] = {{"loss_classifier", &l.loss_classifier}, {"loss_box_reg", &l.loss_box_reg},
-                                                           {"loss_mask", &l.loss_mask},           {"loss_objectness", &l.loss_objectness},
-                                                           {"loss_rpn_box_reg", &l.loss_rpn_box_reg}};
-    for (const auto& [name, t] : parts) sums[name] += t->item<float>();
-    sums["loss"] += lt;
-    ++n_sum;
+    if (!stepped) {
+      ++skipped;  // its losses are left out of the averages
+    } else {
+      TS_CHECK(std::isfinite(lt), "the loss became ", lt, " at step ", step, " (try a lower --lr or a longer --warmup)");
+      const std::pair<const char*, const Tensor*> parts[] = {
+          {"loss_classifier", &l.loss_classifier}, {"loss_box_reg", &l.loss_box_reg}, {"loss_mask", &l.loss_mask},
+          {"loss_objectness", &l.loss_objectness}, {"loss_rpn_box_reg", &l.loss_rpn_box_reg}};
+      for (const auto& [name, t] : parts) sums[name] += t->item<float>();
+      sums["loss"] += lt;
+      ++n_sum;
+    }
     images += static_cast<int64_t>(batch.size());
     const bool final_step = step + 1 == iters;
     if ((step + 1) % args.integer("log-every") == 0 || final_step) {
@@ -277,16 +289,24 @@ int run(int argc, char** argv) {
                   (long long)(step + 1), (long long)iters, avg("loss"), avg("loss_classifier"), avg("loss_box_reg"),
                   avg("loss_mask"), avg("loss_objectness"), avg("loss_rpn_box_reg"), rate, opt.lr(),
                   cli::format_duration(secs).c_str(), cli::format_duration(eta).c_str());
+      if (scaler.enabled() && world.main())
+        std::printf("  loss scale %g, %lld steps skipped\n", scaler.get_scale(), (long long)skipped);
       if (args.has("verbose") && world.main()) std::printf("  %s\n", driver::memory_line(dev).c_str());
       std::fflush(stdout);
       std::map<std::string, double> row = {{"iter", double(step + 1)}, {"images_per_s", rate}, {"lr", opt.lr()}, {"elapsed_s", secs}};
       for (const auto& [k, v] : sums) row[k] = v / static_cast<double>(n_sum);
-      metrics.write(row);
+      if (scaler.enabled()) {
+        row["loss_scale"] = scaler.get_scale();
+        row["skipped_steps"] = double(skipped);
+      }
+      metrics.write(row, {{"precision", precision.name}});
       sums.clear();
       n_sum = 0;
     }
     if ((eval_every > 0 && (step + 1) % eval_every == 0) || final_step) {
       const double te = clock.seconds();
+      std::optional<AutocastGuard> amp;  // evaluation in the training precision
+      precision.enter(amp, dev);
       last = evaluate(net, *val_ds, gt, image_ids, cfg, dev);  // every rank detects its shard
       if (!world.main()) continue;
       std::printf("  eval @%lld on %lld images (%.0f s): bbox AP %.3f AP50 %.3f AP75 %.3f | segm AP %.3f AP50 %.3f AP75 %.3f\n",
@@ -302,19 +322,23 @@ int run(int argc, char** argv) {
     if (((step + 1) % args.integer("save-every") == 0 || final_step) && world.main()) {
       // The replicas are equal: rank 0's checkpoint resumes on any number of ranks.
       TrainingState st{step + 1, driver::maskrcnn_metadata(cfg)};
-      save_checkpoint((out / "checkpoint.safetensors").string(), net, opt, st);
+      st.extra["train_precision"] = precision.name;
+      save_checkpoint((out / "checkpoint.safetensors").string(), net, opt, st, &scaler);
     }
   }
   if (!world.main()) {
     dist::finalize();
     return 0;
   }
-  save_module(net, (out / "model.safetensors").string(), driver::maskrcnn_metadata(cfg));
+  auto meta = driver::maskrcnn_metadata(cfg);
+  meta["train_precision"] = precision.name;  // the weights themselves are float32
+  save_module(net, (out / "model.safetensors").string(), meta);
   std::map<std::string, double> summary = {{"iters", double(iters)}, {"seconds", clock.seconds()}, {"parameters", double(net.num_parameters())}};
   summary.merge(last.bbox.named("bbox"));
   summary.merge(last.segm.named("segm"));
   driver::write_json((out / "summary.json").string(), summary,
-                     {{"model", (out / "model.safetensors").string()}, {"backbone", args.str("backbone")}});
+                     {{"model", (out / "model.safetensors").string()}, {"backbone", args.str("backbone")},
+                      {"precision", precision.name}});
   std::printf("done in %s: bbox AP %.3f (AP50 %.3f), segm AP %.3f (AP50 %.3f) on %lld held-out images. Model: %s\n",
               cli::format_duration(clock.seconds()).c_str(), last.bbox.ap(), last.bbox.ap50(), last.segm.ap(), last.segm.ap50(),
               (long long)val_ds->size(), (out / "model.safetensors").string().c_str());

@@ -210,7 +210,10 @@ int run(int argc, char** argv) {
     // The first validation image, so that `predict unet` has a picture to try.
     write_png((out / "val_example.png").string(), val_ds->get(0).image);
   }
-  const int64_t start = driver::resume_step(args, net, opt, world);
+  const driver::Precision& precision = setup.precision;
+  // float16 needs loss scaling (its smallest normal is 6e-5); bfloat16 has float32's range.
+  GradScaler scaler(driver::scaler_options(args, precision));
+  const int64_t start = driver::resume_step(args, net, opt, world, &scaler);
   const int64_t iters = args.integer("iters"), num_classes = o.num_classes;
   const double w0 = args.number("w0"), sigma = args.number("sigma");
   const std::optional<int64_t> ignore = args.has("ignore-label") ? std::optional<int64_t>(args.integer("ignore-label")) : std::nullopt;
@@ -244,7 +247,7 @@ int run(int argc, char** argv) {
   int64_t epoch = start / per_epoch, images = 0;
   loader.start_epoch(epoch, start % per_epoch);
   double loss_sum = 0;
-  int64_t loss_n = 0;
+  int64_t loss_n = 0, skipped = 0;
   ValResult last_val;
   for (int64_t step = start; step < iters; ++step) {
     const std::vector<Sample> batch = driver::next_batch(loader, epoch);
@@ -257,15 +260,28 @@ int run(int argc, char** argv) {
     Tensor x = stack(xs).to(dev), t = stack(ts).to(dev), w = stack(ws).to(dev);
     opt.set_lr(schedule.lr(args.number("lr"), step));
     opt.zero_grad();
-    Tensor loss = pixel_weighted_cross_entropy(net.forward(x), t, w);
-    loss.backward();
+    Tensor loss;
+    {
+      std::optional<AutocastGuard> amp;
+      precision.enter(amp, dev);
+      loss = pixel_weighted_cross_entropy(net.forward(x), t, w);  // float32 (the loss is on autocast's float32 list)
+    }
+    scaler.scale(loss).backward();
     if (ddp) ddp->finish();  // every rank now holds the gradient of the global batch
-    if (clip > 0) clip_grad_norm(net.parameters(), clip);
-    opt.step();
+    if (clip > 0) {
+      scaler.unscale_(opt);
+      clip_grad_norm(net.parameters(), clip);
+    }
+    const bool stepped = scaler.step(opt);  // fp16: skipped when a gradient overflowed
+    scaler.update();
     const double l = loss.item<float>();
-    TS_CHECK(std::isfinite(l), "train_unet: the loss became ", l, " at step ", step, " (try a lower --lr or --warmup)");
-    loss_sum += l;
-    ++loss_n;
+    if (!stepped) {
+      ++skipped;
+    } else {
+      TS_CHECK(std::isfinite(l), "train_unet: the loss became ", l, " at step ", step, " (try a lower --lr or --warmup)");
+      loss_sum += l;
+      ++loss_n;
+    }
     images += static_cast<int64_t>(batch.size());
     const bool last = step + 1 == iters;
     if ((step + 1) % args.integer("log-every") == 0 || last) {
@@ -277,19 +293,32 @@ int run(int argc, char** argv) {
       }
       const double secs = clock.seconds(), rate = static_cast<double>(images * world.size) / std::max(secs, 1e-9);
       const double eta = clock.eta(step + 1 - start, iters - step - 1);
-      if (world.main())
-      std::printf("iter %6lld/%lld | loss %.4f | %.2f img/s | lr %.2e | elapsed %s | eta %s\n", (long long)(step + 1),
-                  (long long)iters, loss_sum / static_cast<double>(loss_n), rate, opt.lr(), cli::format_duration(secs).c_str(),
-                  cli::format_duration(eta).c_str());
+      const double mean_loss = loss_n > 0 ? loss_sum / static_cast<double>(loss_n) : NAN;
+      if (world.main()) {
+        std::printf("iter %6lld/%lld | loss %.4f | %.2f img/s | lr %.2e | elapsed %s | eta %s", (long long)(step + 1),
+                    (long long)iters, mean_loss, rate, opt.lr(), cli::format_duration(secs).c_str(),
+                    cli::format_duration(eta).c_str());
+        if (scaler.enabled()) std::printf(" | loss scale %g, %lld steps skipped", scaler.get_scale(), (long long)skipped);
+        std::printf("\n");
+      }
       if (args.has("verbose") && world.main()) std::printf("  %s\n", driver::memory_line(dev).c_str());
       std::fflush(stdout);
-      metrics.write({{"iter", double(step + 1)}, {"loss", loss_sum / double(loss_n)}, {"images_per_s", rate}, {"lr", opt.lr()},
-                     {"elapsed_s", secs}});
+      std::map<std::string, double> m{{"iter", double(step + 1)}, {"loss", mean_loss}, {"images_per_s", rate}, {"lr", opt.lr()},
+                                      {"elapsed_s", secs}};
+      if (scaler.enabled()) {
+        m["loss_scale"] = scaler.get_scale();
+        m["skipped_steps"] = double(skipped);
+      }
+      metrics.write(m, {{"precision", precision.name}});
       loss_sum = 0;
       loss_n = 0;
     }
     if (((step + 1) % args.integer("val-every") == 0 || last) && world.main()) {  // rank 0 validates
-      last_val = validate(net, *val_ds, tile.out, dev, num_classes, ignore);
+      {
+        std::optional<AutocastGuard> amp;  // validation in the training precision
+        precision.enter(amp, dev);
+        last_val = validate(net, *val_ds, tile.out, dev, num_classes, ignore);
+      }
       std::printf("  validation @%lld: IoU(cells) %.4f | Dice %.4f | pixel error %.4f | Rand error %.4f | cells %lld, "
                   "matched %lld, merged %lld, instance F1 %.3f\n",
                   (long long)(step + 1), last_val.iou_fg, last_val.dice_fg, last_val.pixel_err, last_val.rand_err,
@@ -307,7 +336,8 @@ int run(int argc, char** argv) {
       // The replicas are equal: rank 0's checkpoint resumes on any number of ranks.
       TrainingState st{step + 1, driver::unet_metadata(o)};
       st.extra["unet.tile"] = std::to_string(tile.in);
-      save_checkpoint((out / "checkpoint.safetensors").string(), net, opt, st);
+      st.extra["train_precision"] = precision.name;
+      save_checkpoint((out / "checkpoint.safetensors").string(), net, opt, st, &scaler);
     }
   }
   if (!world.main()) {
@@ -316,11 +346,12 @@ int run(int argc, char** argv) {
   }
   auto meta = driver::unet_metadata(o);
   meta["unet.tile"] = std::to_string(tile.in);
+  meta["train_precision"] = precision.name;  // the weights themselves are float32
   save_module(net, (out / "model.safetensors").string(), meta);
   driver::write_json((out / "summary.json").string(), {{"iters", double(iters)}, {"seconds", clock.seconds()}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
                  {"val_rand_error", last_val.rand_err}, {"val_instance_f1", last_val.f1}, {"val_merged", double(last_val.merged)},
                  {"parameters", double(net.num_parameters())}},
-                {{"model", (out / "model.safetensors").string()}});
+                {{"model", (out / "model.safetensors").string()}, {"precision", precision.name}});
   std::printf("done in %s: validation IoU(cells) %.4f, instance F1 %.3f (%lld of %lld cells matched, %lld merged). Model: %s\n",
               cli::format_duration(clock.seconds()).c_str(), last_val.iou_fg, last_val.f1, (long long)last_val.matched,
               (long long)last_val.cells, (long long)last_val.merged, (out / "model.safetensors").string().c_str());
