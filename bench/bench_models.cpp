@@ -6,6 +6,7 @@
 // Sizes (the U-Net issue's): the paper's network (width 64, 572x572 -> 388x388, batch 1) and a
 // width-16 network on a batch of four 572x572 tiles, on every device.
 #include <memory>
+#include <optional>
 
 #include "bench_common.h"
 
@@ -33,14 +34,19 @@ struct UNetCase {
   }
 };
 
-void BM_UNetTrainStep(benchmark::State& state) {
+// The "Bf16" twins run the same step under AutocastGuard(kBFloat16) (scripts/compare_torch.py
+// runs PyTorch's under torch.autocast(device, torch.bfloat16)).
+void unet_train_step(benchmark::State& state, bool bf16) {
   const Device dev = device_of(state);
   UNetCase c(state.range(1), state.range(2), state.range(3), dev);
   c.net.train();
   SGD opt(c.net.parameters(), SGDOptions{1e-4, 0.99});
   auto step = [&] {
     opt.zero_grad();
+    std::optional<AutocastGuard> amp;
+    if (bf16) amp.emplace(kBFloat16, dev.type);
     Tensor loss = pixel_weighted_cross_entropy(c.net.forward(c.x), c.target, c.weight);
+    amp.reset();
     loss.backward();
     opt.step();
     sync(dev);
@@ -51,11 +57,16 @@ void BM_UNetTrainStep(benchmark::State& state) {
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(state.iterations() * state.range(3)), benchmark::Counter::kIsRate);
 }
 
-void BM_UNetInference(benchmark::State& state) {
+void BM_UNetTrainStep(benchmark::State& state) { unet_train_step(state, false); }
+void BM_UNetTrainStepBf16(benchmark::State& state) { unet_train_step(state, true); }
+
+void unet_inference(benchmark::State& state, bool bf16) {
   const Device dev = device_of(state);
   UNetCase c(state.range(1), state.range(2), state.range(3), dev);
   c.net.eval();
   NoGradGuard no_grad;
+  std::optional<AutocastGuard> amp;
+  if (bf16) amp.emplace(kBFloat16, dev.type);
   c.net.forward(c.x);  // warm-up, untimed
   sync(dev);
   for (auto _ : state) {
@@ -65,6 +76,8 @@ void BM_UNetInference(benchmark::State& state) {
   }
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(state.iterations() * state.range(3)), benchmark::Counter::kIsRate);
 }
+void BM_UNetInference(benchmark::State& state) { unet_inference(state, false); }
+void BM_UNetInferenceBf16(benchmark::State& state) { unet_inference(state, true); }
 
 // Mask R-CNN ResNet-50-FPN on 512 x 512 images (min_size = max_size = 512), random weights. The
 // score threshold is 0 so that both frameworks keep 100 detections and run the mask head on them.
@@ -156,6 +169,16 @@ void register_models(const std::vector<int64_t>& devices) {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark("BM_UNetInference", BM_UNetInference)
+          ->ArgNames({"cuda", "width", "tile", "batch"})
+          ->Args({dev, c[0], c[1], c[2]})
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark("BM_UNetTrainStepBf16", BM_UNetTrainStepBf16)
+          ->ArgNames({"cuda", "width", "tile", "batch"})
+          ->Args({dev, c[0], c[1], c[2]})
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark("BM_UNetInferenceBf16", BM_UNetInferenceBf16)
           ->ArgNames({"cuda", "width", "tile", "batch"})
           ->Args({dev, c[0], c[1], c[2]})
           ->UseRealTime()

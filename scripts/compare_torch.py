@@ -235,8 +235,14 @@ def model_case(name, args, device):
 
     if name.startswith("BM_MaskRCNN"):
         return maskrcnn_case(name, args, device)
-    if name not in ("BM_UNetTrainStep", "BM_UNetInference"):
+    base = name[:-4] if name.endswith("Bf16") else name
+    if base not in ("BM_UNetTrainStep", "BM_UNetInference"):
         return None
+    amp = name.endswith("Bf16")  # PyTorch's autocast to bfloat16 on the same device
+
+    def autocast():
+        import contextlib
+        return torch.autocast(device_type=device, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
     net = torch_unet(args["width"]).to(device)
     tile, batch = args["tile"], args["batch"]
     x = torch.randn(batch, 1, tile, tile, device=device)
@@ -244,11 +250,11 @@ def model_case(name, args, device):
         out = net(x[:1]).shape[-1]
     target = torch.randint(0, 2, (batch, out, out), device=device)
     weight = torch.rand(batch, out, out, device=device) * 2.5 + 0.5
-    if name == "BM_UNetInference":
+    if base == "BM_UNetInference":
         net.eval()
 
         def infer():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 return net(x)
 
         return infer
@@ -257,7 +263,8 @@ def model_case(name, args, device):
     def step():
         with torch.enable_grad():
             opt.zero_grad()
-            loss = (F.cross_entropy(net(x), target, reduction="none") * weight).mean()
+            with autocast():
+                loss = (F.cross_entropy(net(x), target, reduction="none") * weight).mean()
             loss.backward()
             opt.step()
         return loss
