@@ -9,61 +9,75 @@ namespace tessera {
 
 namespace {
 
-// The largest value of x[0, D), NaNs left out: 16 lanes in a GCC/clang vector (the compiler
-// lowers it to the target's registers). Under strict IEEE rules the compiler vectorises no float
-// max with a NaN test, in lanes or as a reduction: the pass ran scalar, and softmax of 4096 x 1000
-// rows took 1.9x PyTorch's time. Softmax needs no NaN here: a NaN in the row makes its exp and the
-// row's sum NaN, so every output is NaN, as with a NaN maximum.
-// GCC/clang vectors: 64 bytes of T, and 8 lanes of T (a typedef in a specialisation: the
-// attribute is lost on an alias of a dependent type).
+// GCC/clang vectors as wide as the target's registers (AVX-512: 64 bytes; else 32). Wider
+// vectors than the registers are split by the compiler into spills and scalar inserts: the
+// 64-byte code written for AVX-512 ran softmax of 4096 x 1000 rows at 1.7x PyTorch's time on an
+// AVX2 machine. vec: a register of T; narrow: the T whose conversion to double fills a register of
+// double (a half register of float, a whole one of double). A typedef in a specialisation: the
+// attribute is lost on an alias of a dependent type.
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#else
+constexpr int kVecBytes = 32;
+#endif
 template <class T>
 struct Simd;
 template <>
 struct Simd<float> {
-  typedef float bytes64 __attribute__((vector_size(64)));
-  typedef float lanes8 __attribute__((vector_size(32)));
+  typedef float vec __attribute__((vector_size(kVecBytes)));
+  typedef float narrow __attribute__((vector_size(kVecBytes / 2)));
 };
 template <>
 struct Simd<double> {
-  typedef double bytes64 __attribute__((vector_size(64)));
-  typedef double lanes8 __attribute__((vector_size(64)));
+  typedef double vec __attribute__((vector_size(kVecBytes)));
+  typedef double narrow __attribute__((vector_size(kVecBytes)));
 };
 
+// The largest value of x[0, D), NaNs left out, in two registers of lanes. Under strict IEEE rules
+// the compiler vectorises no float max with a NaN test, in lanes or as a reduction: the pass ran
+// scalar, and softmax of 4096 x 1000 rows took 1.9x PyTorch's time. Softmax needs no NaN here: a
+// NaN in the row makes its exp and the row's sum NaN, so every output is NaN, as with a NaN
+// maximum.
 template <class T>
 T row_max_ignoring_nan(const T* x, int64_t D) {
-  constexpr int kLanes = 64 / sizeof(T);
-  using Vec = typename Simd<T>::bytes64;
-  Vec mv;
-  for (int k = 0; k < kLanes; ++k) mv[k] = math::lowest<T>();
+  constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+  using Vec = typename Simd<T>::vec;
+  Vec m0, m1;
+  for (int k = 0; k < kLanes; ++k) m0[k] = m1[k] = math::lowest<T>();
   int64_t d = 0;
-  for (; d + kLanes <= D; d += kLanes) {
-    Vec v;
-    std::memcpy(&v, x + d, sizeof v);
-    mv = mv < v ? v : mv;
+  for (; d + 2 * kLanes <= D; d += 2 * kLanes) {
+    Vec a, b;
+    std::memcpy(&a, x + d, sizeof a);
+    std::memcpy(&b, x + d + kLanes, sizeof b);
+    m0 = m0 < a ? a : m0;
+    m1 = m1 < b ? b : m1;
   }
+  m0 = m0 < m1 ? m1 : m0;
   T m = math::lowest<T>();
-  for (int k = 0; k < kLanes; ++k) m = m < mv[k] ? mv[k] : m;
+  for (int k = 0; k < kLanes; ++k) m = m < m0[k] ? m0[k] : m;
   for (; d < D; ++d) m = m < x[d] ? x[d] : m;
   return m;
 }
 
-// The sum of y[0, D) in double, in two vectors of 8 lanes (vaddpd's latency does not bound it).
+// The sum of y[0, D) in double, in two registers of double lanes (vaddpd's latency does not
+// bound it).
 template <class T>
 double row_sum_double(const T* y, int64_t D) {
-  using In = typename Simd<T>::lanes8;
-  using Acc = typename Simd<double>::bytes64;
+  using In = typename Simd<T>::narrow;
+  using Acc = typename Simd<double>::vec;
+  constexpr int kLanes = kVecBytes / 8;  // doubles in a register
   Acc s0 = {}, s1 = {};
   int64_t d = 0;
-  for (; d + 16 <= D; d += 16) {
+  for (; d + 2 * kLanes <= D; d += 2 * kLanes) {
     In a, b;
     std::memcpy(&a, y + d, sizeof a);
-    std::memcpy(&b, y + d + 8, sizeof b);
+    std::memcpy(&b, y + d + kLanes, sizeof b);
     s0 += __builtin_convertvector(a, Acc);
     s1 += __builtin_convertvector(b, Acc);
   }
   s0 += s1;
   double sum = 0;
-  for (int k = 0; k < 8; ++k) sum += s0[k];
+  for (int k = 0; k < kLanes; ++k) sum += s0[k];
   for (; d < D; ++d) sum += static_cast<double>(y[d]);
   return sum;
 }
