@@ -4,9 +4,15 @@ so the files stay small), its weights as safetensors, and its output and every p
 on a fixture input, for tests/test_unet.cpp. Run from the repository root:
 
     python3 scripts/make_unet_fixture.py     # Debian: python3-torch, plus pip's safetensors
+    python3 scripts/make_unet_fixture.py --autocast-only   # only <config>/autocast_bf16/ (below)
+
+Each configuration's autocast_bf16/ holds the same network, weights and input run under
+torch.autocast("cpu", dtype=torch.bfloat16) (training mode, as the float32 files): its output and
+the cross-entropy against a random target.
 """
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -80,7 +86,36 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+def autocast_fixture(name, net, x):
+    """The forward and the loss under PyTorch's CPU autocast to bfloat16."""
+    g = torch.Generator().manual_seed(7)
+    path = os.path.join(OUT, name, "autocast_bf16")
+    os.makedirs(path, exist_ok=True)
+    net.train()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+        target = torch.randint(0, out.shape[1], (out.shape[0], out.shape[2], out.shape[3]), generator=g)
+        loss = F.cross_entropy(out, target)
+    np.save(os.path.join(path, "out.npy"), out.float().numpy())
+    np.save(os.path.join(path, "out_dtype_is_bf16.npy"), np.array(out.dtype == torch.bfloat16))
+    np.save(os.path.join(path, "target.npy"), target.numpy())
+    np.save(os.path.join(path, "loss.npy"), np.array(loss.float().item(), dtype=np.float32))
+
+
+def autocast_only():
+    from safetensors.torch import load_file
+    for name, bn in (("plain", False), ("batchnorm", True)):
+        net = UNet(width=2, bn=bn)
+        net.load_state_dict(load_file(os.path.join(OUT, name + ".safetensors")))
+        x = torch.from_numpy(np.load(os.path.join(OUT, name, "x.npy")))
+        autocast_fixture(name, net, x)
+    print("wrote", OUT, "*/autocast_bf16 with torch", torch.__version__)
+
+
 def main():
+    if sys.argv[1:] == ["--autocast-only"]:
+        autocast_only()
+        return
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
     configs = {"plain": dict(bn=False, size=188), "batchnorm": dict(bn=True, size=204)}
@@ -99,6 +134,7 @@ def main():
         path = os.path.join(OUT, name)
         os.makedirs(path, exist_ok=True)
         np.save(os.path.join(path, "x.npy"), x.numpy())
+        autocast_fixture(name, net, x)
         np.save(os.path.join(path, "out.npy"), out.detach().numpy())
         np.save(os.path.join(path, "grad_out.npy"), g.numpy())
         for k, p in net.named_parameters():
