@@ -30,6 +30,13 @@ bool cudnn_benchmark() { return cudnn_benchmark_flag.load(); }
 void set_cpu_winograd(bool on) { cpu_winograd_flag().store(on); }
 bool cpu_winograd() { return cpu_winograd_flag().load(); }
 
+static std::atomic<bool>& tf32_flag() {
+  static std::atomic<bool> f{false};
+  return f;
+}
+void set_cuda_allow_tf32(bool on) { tf32_flag().store(on); }
+bool cuda_allow_tf32() { return tf32_flag().load(); }
+
 void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
                            bool relu, const Tensor& scale) {
   if (out.numel() == 0) return;

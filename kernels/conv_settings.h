@@ -14,4 +14,12 @@ bool cudnn_benchmark();
 void set_cpu_winograd(bool on);
 bool cpu_winograd();
 
+// CUDA: whether float32 convolutions and matrix products may run on TF32 tensor cores (10-bit
+// mantissa products, float32 sums). Default false, so float32 means float32 on the GPU as on the
+// CPU; true is PyTorch's torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+// together (PyTorch's defaults: false for matmul, true for cuDNN). Half and bfloat16 operands
+// always use the tensor cores, with float32 sums. No effect on the CPU.
+void set_cuda_allow_tf32(bool on);
+bool cuda_allow_tf32();
+
 }  // namespace tessera

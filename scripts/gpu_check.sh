@@ -132,7 +132,7 @@ phase() {
   # The phase functions run in a child bash (timeout cannot run a function): they and the
   # variables they read are exported.
   export root tlib out fixture export_pid
-  export -f tess sharded phase_env phase_tests phase_drivers phase_compare phase_memcheck phase_racecheck phase_libraries phase_relocated
+  export -f tess sharded phase_env phase_tests phase_drivers phase_half phase_compare phase_memcheck phase_racecheck phase_libraries phase_relocated
   timeout --kill-after=10 "$limit" bash -c '"$@"' phase "$@" >"$out/$name.log" 2>&1
   rc=$?
   local verdict="ok"
@@ -183,6 +183,13 @@ phase_tests() {
 
 phase_drivers() {
   TESSERA_REQUIRE_CUDA=1 tess "$root/bin/tessera_driver_tests" --gtest_brief=1
+}
+
+# Half precision on the GPU: cuDNN's and cuBLAS's float16/bfloat16 kernels against the CPU's, the
+# TF32 switch, autocast; then the U-Net under bfloat16 autocast against its float32 time.
+phase_half() {
+  TESSERA_REQUIRE_CUDA=1 tess "$root/bin/tessera_tests" --gtest_brief=1 --gtest_filter='HalfCuda.*:Autocast*:Half*' || return 1
+  tess "$root/bin/tessera_bench" --benchmark_filter='BM_UNetInference(Bf16)?/cuda:1/width:64' --benchmark_min_time=0.2s
 }
 
 phase_compare() {
@@ -236,8 +243,9 @@ run_device() {
   phase env 30 phase_env || rc=1
   phase tests 150 phase_tests || rc=1
   phase drivers 75 phase_drivers || rc=1
+  phase half 40 phase_half || rc=1
   phase compare 90 phase_compare || rc=1
-  phase memcheck 90 phase_memcheck || rc=1
+  phase memcheck 60 phase_memcheck || rc=1
   phase racecheck 45 phase_racecheck || rc=1
   print_summary
   return $rc

@@ -311,3 +311,55 @@ TEST(HalfAutograd, GradientsOfAHalfNetworkFollowTheFloat32Ones) {
 
 }  // namespace
 }  // namespace tessera::test
+
+namespace tessera::test {
+namespace {
+
+// On a GPU the half convolutions and products run in cuDNN's and cuBLAS's half kernels (float32
+// compute on the tensor cores); they must agree with the CPU's (float32 compute, one rounding)
+// within a rounding or two of the half, forward and gradients.
+TEST(HalfCuda, ConvolutionsAndProductsMatchTheCpu) {
+  TS_SKIP_WITHOUT_CUDA();
+  for (DType d : {kBFloat16, kFloat16}) {
+    const double tol = d == kBFloat16 ? 2.0 / 128 : 2.0 / 1024;
+    Generator g(21);
+    const Tensor x = randn({2, 8, 12, 12}, kFloat32, &g).to(d), w = (randn({6, 8, 3, 3}, kFloat32, &g) * 0.2).to(d);
+    const Tensor b = randn({6}, kFloat32, &g).to(d), wt = (randn({8, 4, 2, 2}, kFloat32, &g) * 0.3).to(d);
+    const Tensor m = randn({3, 40, 24}, kFloat32, &g).to(d), n = randn({3, 24, 16}, kFloat32, &g).to(d);
+    auto run = [&](const Device& dev) {
+      Tensor xd = x.to(dev).detach().requires_grad_(), wd = w.to(dev).detach().requires_grad_();
+      Tensor y = conv2d_relu(xd, wd, b.to(dev), 1, 1);
+      Tensor u = conv_transpose2d(xd, wt.to(dev), Tensor(), 2);
+      Tensor p = bmm(m.to(dev), n.to(dev));
+      sum(mul(y, y)).backward();
+      return std::vector<Tensor>{y.cpu(), u.cpu(), p.cpu(), xd.grad().cpu(), wd.grad().cpu()};
+    };
+    const std::vector<Tensor> cpu = run(kCPU), gpu = run(cuda_device());
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      EXPECT_EQ(gpu[i].dtype(), d) << i;
+      const double scale = amax(abs(cpu[i].to(kFloat32))).item<float>();
+      EXPECT_TRUE(close(gpu[i].to(kFloat32), cpu[i].to(kFloat32), tol * scale, tol)) << dtype_name(d) << " output " << i;
+    }
+  }
+}
+
+// set_cuda_allow_tf32: float32 products on TF32 tensor cores differ from full float32 by TF32's
+// rounding (10-bit mantissas), and not at all when off.
+TEST(HalfCuda, Tf32IsASwitchAndOffByDefault) {
+  TS_SKIP_WITHOUT_CUDA();
+  EXPECT_FALSE(cuda_allow_tf32());
+  Generator g(2);
+  const Tensor a = randn({256, 512}, kFloat32, &g), b = randn({512, 256}, kFloat32, &g);
+  const Tensor exact = matmul(a.to(kFloat64), b.to(kFloat64)).to(kFloat32);
+  const Tensor full = matmul(a.to(cuda_device()), b.to(cuda_device())).cpu();
+  set_cuda_allow_tf32(true);
+  const Tensor tf32 = matmul(a.to(cuda_device()), b.to(cuda_device())).cpu();
+  set_cuda_allow_tf32(false);
+  const double err_full = amax(abs(sub(full, exact))).item<float>(), err_tf32 = amax(abs(sub(tf32, exact))).item<float>();
+  EXPECT_LT(err_full, 1e-3);
+  EXPECT_GT(err_tf32, 4 * err_full);  // TF32 keeps 10 mantissa bits of each operand
+  EXPECT_LT(err_tf32, 0.5);
+}
+
+}  // namespace
+}  // namespace tessera::test

@@ -22,6 +22,7 @@ const CublasApi& cublas() {
     bind_symbol(lib, "cublasSetMathMode", a.set_math_mode, "cuBLAS");
     bind_symbol(lib, "cublasSgemmStridedBatched", a.sgemm_strided_batched, "cuBLAS");
     bind_symbol(lib, "cublasDgemmStridedBatched", a.dgemm_strided_batched, "cuBLAS");
+    bind_symbol(lib, "cublasGemmStridedBatchedEx", a.gemm_strided_batched_ex, "cuBLAS");
     return a;
   }();
   return api;

@@ -14,6 +14,12 @@ struct CublasApi {
   decltype(&::cublasSetMathMode) set_math_mode;
   decltype(&::cublasSgemmStridedBatched) sgemm_strided_batched;
   decltype(&::cublasDgemmStridedBatched) dgemm_strided_batched;
+  // cublasGemmStridedBatchedEx (the header also declares a C++ overload, so spelled out here):
+  // half and bfloat16 operands with float32 compute, and float32 with TF32.
+  cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                            const void*, const void*, cudaDataType, int, long long, const void*,
+                                            cudaDataType, int, long long, const void*, void*, cudaDataType, int, long long,
+                                            int, cublasComputeType_t, cublasGemmAlgo_t);
 };
 
 // Loads libcublas.so.<major> on the first call (the executable's run path, LD_LIBRARY_PATH, then

@@ -3,7 +3,9 @@
 // (cudnnGet*Algorithm_v7: the first that succeeds within the workspace limit); with
 // set_cudnn_benchmark(true) by timed trials (cudnnFind*AlgorithmEx) on scratch buffers.
 // Workspaces come from the caching allocator.
-// float32 runs with CUDNN_FMA_MATH: no TF32, so results match the CPU's float32 closely.
+// float32 runs with CUDNN_FMA_MATH (no TF32, so results match the CPU's float32 closely) unless
+// set_cuda_allow_tf32(true); float16 / bfloat16 data run on the tensor cores with float32 compute
+// (cuDNN's pseudo-half configurations), their alpha/beta in float.
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -13,6 +15,7 @@
 #include "core/cuda/context.h"
 #include "core/view.h"
 #include "kernels/conv.h"
+#include "kernels/conv_settings.h"
 
 namespace tessera {
 
@@ -27,7 +30,11 @@ struct Descriptors {
   cudnnDataType_t dtype;
 
   Descriptors(const Conv2dGeometry& g, DType dt) {
-    dtype = dt == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    dtype = dt == DType::Float64    ? CUDNN_DATA_DOUBLE
+            : dt == DType::Float16  ? CUDNN_DATA_HALF
+            : dt == DType::BFloat16 ? CUDNN_DATA_BFLOAT16
+                                    : CUDNN_DATA_FLOAT;
+    const cudnnDataType_t compute = dt == DType::Float64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     TS_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
     TS_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
     TS_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
@@ -36,9 +43,12 @@ struct Descriptors {
     TS_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, dtype, int(g.N), int(g.O), int(g.Ho), int(g.Wo)));
     TS_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, dtype, CUDNN_TENSOR_NCHW, int(g.O), int(g.Cg()), int(g.kh), int(g.kw)));
     TS_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, int(g.pad_h), int(g.pad_w), int(g.stride_h), int(g.stride_w),
-                                                   int(g.dil_h), int(g.dil_w), CUDNN_CROSS_CORRELATION, dtype));
+                                                   int(g.dil_h), int(g.dil_w), CUDNN_CROSS_CORRELATION, compute));
     TS_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv, int(g.groups)));
-    TS_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, dt == DType::Float64 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    const cudnnMathType_t math = dt == DType::Float64                        ? CUDNN_DEFAULT_MATH
+                                 : is_half(dt) || cuda_allow_tf32() ? CUDNN_TENSOR_OP_MATH
+                                                                    : CUDNN_FMA_MATH;
+    TS_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
   }
   ~Descriptors() {
     cudnnDestroyTensorDescriptor(x);
@@ -59,8 +69,8 @@ struct Choice {
 
 std::string cache_key(const Conv2dGeometry& g, DType dt, Direction dir, int device) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%d|%d|%d|%d|%lld,%lld,%lld,%lld|%lld,%lld,%lld|%lld,%lld,%lld,%lld,%lld,%lld,%lld", device,
-                int(dir), int(dt), int(cudnn_benchmark()), (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.O,
+  std::snprintf(buf, sizeof buf, "%d|%d|%d|%d|%d|%lld,%lld,%lld,%lld|%lld,%lld,%lld|%lld,%lld,%lld,%lld,%lld,%lld,%lld", device,
+                int(dir), int(dt), int(cudnn_benchmark()), int(cuda_allow_tf32()), (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.O,
                 (long long)g.kh, (long long)g.kw, (long long)g.stride_h, (long long)g.stride_w, (long long)g.pad_h,
                 (long long)g.pad_w, (long long)g.dil_h, (long long)g.dil_w, (long long)g.groups);
   return buf;
