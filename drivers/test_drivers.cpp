@@ -249,6 +249,15 @@ TEST(Drivers, TrainUnetInReducedPrecision) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("inference with autocast to bfloat16"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "pred" / "val_example_labels.png"));
+  // A half checkpoint (every weight stored as BF16) predicts too: widened on load.
+  std::map<std::string, Tensor> halves;
+  for (const auto& [name, t] : model.tensors) halves[name] = t.to(kBFloat16);
+  save_safetensors((dir / "half.safetensors").string(), halves, model.metadata);
+  r = run(kPredict + " unet --precision bf16 --model " + quoted(dir / "half.safetensors") + " --out " +
+              quoted(dir / "pred_half") + " " + quoted(dir / "bf16" / "val_example.png"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "pred_half" / "val_example_labels.png"));
 
   r = run(kTrain + " --width 4 --depth 2 --tile 92 --iters 40 --val-every 40 --log-every 5 --save-every 40 --train-images 4"
                    " --val-images 1 --image-size 64 --workers 1 --threads 1 --precision fp16 --loss-scale 1e12 --out " +
