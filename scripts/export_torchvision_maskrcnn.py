@@ -5,7 +5,8 @@
 
 Writes DIR/weights.safetensors (the model's state_dict under torchvision's own key names) and
 DIR/outputs.safetensors (two fixture images with their targets, the transformed batch, the FPN
-features, the RPN proposals, the detections before and after post-processing; then, in training
+features (also under torch.autocast("cpu", torch.bfloat16)), the RPN proposals, the detections
+before and after post-processing; then, in training
 mode with every anchor and proposal sampled so that nothing is random, the five losses and the
 gradients of a few parameters), plus DIR/meta.json.
 
@@ -162,6 +163,21 @@ def main():
         for a, b in zip(final, check):
             for k in a:
                 assert torch.equal(a[k], b[k]), k
+    # The same inference under PyTorch's CPU autocast to bfloat16. torchvision 0.14 registers the
+    # autocast of NMS (float32 boxes and scores) and RoIAlign (float32 in, the input's dtype out)
+    # for CUDA only, and its CPU kernels of both have no bfloat16: for the export they get the
+    # float32 casts its CUDA autocast gives them (tessera always runs them so).
+    import torchvision.ops.boxes as tv_boxes
+    import torchvision.ops.poolers as tv_poolers
+    plain_nms, plain_roi_align = tv_boxes.nms, tv_poolers.roi_align
+    tv_boxes.nms = lambda boxes, scores, iou: plain_nms(boxes.float(), scores.float(), iou)
+    tv_poolers.roi_align = lambda x, rois, *a, **k: plain_roi_align(
+        x.float(), rois.float() if isinstance(rois, torch.Tensor) else [r.float() for r in rois], *a, **k).to(x.dtype)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            amp_features = model.backbone(batch.tensors)
+    finally:
+        tv_boxes.nms, tv_poolers.roi_align = plain_nms, plain_roi_align
 
     # Training losses and gradients with every anchor and proposal sampled (so nothing is random),
     # batch norm frozen (tessera's detection backbone uses FrozenBatchNorm2d).
@@ -202,6 +218,8 @@ def main():
     out["batch"] = batch.tensors.numpy()
     for name, f in features.items():
         out[f"features.{name}"] = f.numpy()
+    for name, f in amp_features.items():
+        out[f"autocast_bf16.features.{name}"] = f.float().numpy()
     save_safetensors(os.path.join(args.out, "outputs.safetensors"), out)
     meta = {"stamp": stamp, "torch": torch.__version__, "torchvision": torchvision.__version__, "min_size": args.min_size,
             "max_size": args.max_size, "detections": [int(d["boxes"].shape[0]) for d in final],
