@@ -363,3 +363,42 @@ TEST(HalfCuda, Tf32IsASwitchAndOffByDefault) {
 
 }  // namespace
 }  // namespace tessera::test
+
+namespace tessera::test {
+namespace {
+
+// A whole model in bfloat16 (Module::to), as people ship inference models: it runs, its
+// checkpoint stores BF16, and a float32 model of the same architecture loads it (widened).
+TEST(HalfModule, AModelInBFloat16RunsSavesAndLoadsIntoFloat32) {
+  manual_seed(8);
+  UNet net(UNetOptions{1, 2, 4, 2});
+  net.eval();
+  const Tensor x = randn({1, 1, 44, 44});
+  Tensor want;
+  {
+    NoGradGuard g;
+    want = net.forward(x);
+  }
+  net.to(kBFloat16);
+  for (auto& [name, p] : net.named_parameters()) EXPECT_EQ(p.dtype(), kBFloat16) << name;
+  const std::string path = (std::filesystem::temp_directory_path() / "tessera_unet_bf16.safetensors").string();
+  save_module(net, path);
+  EXPECT_EQ(load_safetensors(path, HalfLoad::Keep).tensors.begin()->second.dtype(), kBFloat16);
+  Tensor got;
+  {
+    NoGradGuard g;
+    got = net.forward(x.to(kBFloat16));
+  }
+  EXPECT_EQ(got.dtype(), kBFloat16);
+  const double scale = amax(abs(want)).item<float>();
+  EXPECT_TRUE(close(got.to(kFloat32), want, 0.05 * scale, 0.05));  // bfloat16 weights and activations
+  UNet wide(UNetOptions{1, 2, 4, 2});
+  ASSERT_TRUE(load_module(wide, path).ok());
+  for (auto& [name, p] : wide.named_parameters()) EXPECT_EQ(p.dtype(), kFloat32) << name;
+  wide.eval();
+  NoGradGuard g;
+  EXPECT_TRUE(close(wide.forward(x), want, 0.05 * scale, 0.05));  // the weights rounded once
+}
+
+}  // namespace
+}  // namespace tessera::test
