@@ -3,6 +3,7 @@
 #include "optim/grad_scaler.h"
 
 #include <cmath>
+#include <vector>
 
 namespace tessera {
 
@@ -26,16 +27,17 @@ void GradScaler::unscale_(Optimizer& optimizer) {
   TS_CHECK(!unscaled_, "GradScaler::unscale_: already called since the last update()");
   const float inv = static_cast<float>(1.0 / static_cast<double>(scale_));
   NoGradGuard no_grad;
-  bool bad = false;
+  // Non-finite check on the scaled values, then the multiply in place (PyTorch's order). max |g|
+  // is NaN when any value is NaN, inf when any is inf, else finite; the per-gradient maxima stay on
+  // their device and are read once (one host sync per step, not one per parameter).
+  std::vector<Tensor> peaks;
   for (const Tensor& p : optimizer.params()) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    // Non-finite check on the scaled values, then the multiply in place (PyTorch's order).
-    // max |g| is NaN when any value is NaN, inf when any is inf (and no NaN), else finite.
-    if (!bad) bad = !std::isfinite(amax(abs(g)).item<double>());
+    peaks.push_back(amax(abs(g)).to(kFloat32).reshape({1}));
     mul_(g, static_cast<double>(inv));
   }
-  found_inf_ = bad;
+  found_inf_ = !peaks.empty() && !std::isfinite(amax(cat(peaks, 0)).item<double>());
   unscaled_ = true;
 }
 
