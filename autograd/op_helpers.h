@@ -35,6 +35,9 @@ Tensor widen_half(const Tensor& x);
   }
 #define TS_F32(t) ::tessera::autocast::cast(t, ::tessera::DType::Float32)
 
+// Whether a convolution or matrix product of x widens it to float32 around the float32 op: a half
+// on the CPU, except bfloat16 while cpu_bf16_kernels() (kernels/conv_settings.h). CUDA never does.
+bool widens_on_cpu(const Tensor& x);
 // Says once per process (on stderr) that the 16-bit convolutions and products run through float32
 // on this device, which is slower than float32 itself.
 void note_half_through_float32(const char* op, const Tensor& x);

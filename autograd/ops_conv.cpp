@@ -41,7 +41,7 @@ Tensor bias_grad(const Tensor& g) { return sum(g, {0, 2, 3}); }
 Tensor conv2d_impl(const char* op, const Tensor& x_in, const Tensor& w_in, const Tensor& b, Int2 stride, Int2 padding,
                    Int2 dilation, int64_t groups, bool relu, const Tensor& scale = Tensor()) {
   check_conv_args(op, x_in, w_in, b, stride, padding, dilation, groups);
-  if (is_half(x_in.dtype()) && !x_in.is_cuda()) {  // CUDA: cuDNN's half kernels (float32 compute)
+  if (detail::widens_on_cpu(x_in)) {  // CUDA: cuDNN's half kernels (float32 compute)
     detail::note_half_through_float32(op, x_in);
     return conv2d_impl(op, detail::widen_half(x_in), detail::widen_half(w_in), detail::widen_half(b), stride, padding,
                        dilation, groups, relu, detail::widen_half(scale))
@@ -131,7 +131,7 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b,
   TS_AUTOCAST_LOW(x_in, conv_transpose2d(TS_LOW(x_in), TS_LOW(w_in), TS_LOW(b), stride, padding, output_padding, groups,
                                           dilation));
   check_conv_args("conv_transpose2d", x_in, w_in, b, stride, padding, dilation, groups);
-  if (is_half(x_in.dtype()) && !x_in.is_cuda()) {
+  if (detail::widens_on_cpu(x_in)) {
     detail::note_half_through_float32("conv_transpose2d", x_in);
     return conv_transpose2d(detail::widen_half(x_in), detail::widen_half(w_in), detail::widen_half(b), stride, padding,
                             output_padding, groups, dilation)

@@ -6,6 +6,7 @@
 
 #include "autograd/autocast.h"
 #include "autograd/op_helpers.h"
+#include "kernels/conv_settings.h"
 #include "kernels/elementwise.h"
 
 namespace tessera {
@@ -30,6 +31,10 @@ void check_floating(const char* op, const Tensor& t, const char* what) {
 }
 
 Tensor widen_half(const Tensor& x) { return x.defined() && is_half(x.dtype()) ? x.to(DType::Float32) : x; }
+
+bool widens_on_cpu(const Tensor& x) {
+  return is_half(x.dtype()) && !x.is_cuda() && !(x.dtype() == DType::BFloat16 && cpu_bf16_kernels());
+}
 
 void note_half_through_float32(const char* op, const Tensor& x) {
   static std::once_flag once;

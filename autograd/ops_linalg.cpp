@@ -10,7 +10,7 @@ namespace {
 
 // [batch, M, K] @ [batch, K, N] -> [batch, M, N], the one recorded product.
 Tensor bmm_core(const Tensor& a, const Tensor& b) {
-  if (is_half(a.dtype()) && !a.is_cuda()) {  // CUDA: cuBLAS's half GEMM (float32 compute)
+  if (detail::widens_on_cpu(a)) {  // CUDA: cuBLAS's half GEMM (float32 compute)
     detail::note_half_through_float32("matmul", a);
     return bmm_core(detail::widen_half(a), detail::widen_half(b)).to(a.dtype());
   }

@@ -7,6 +7,7 @@
 
 #include "core/dispatch.h"
 #include "core/view.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/elementwise.h"
 
 namespace tessera {
@@ -24,7 +25,23 @@ std::atomic<bool>& cpu_winograd_flag() {
   }()};
   return flag;
 }
+// TESSERA_CPU_BF16=0 starts with tessera's bfloat16 kernels off, 1 on even without AVX512-BF16.
+std::atomic<bool>& cpu_bf16_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* env = std::getenv("TESSERA_CPU_BF16");
+    if (env == nullptr) return cpu::has_avx512_bf16();
+    const std::string v = env;
+    TS_CHECK(v == "0" || v == "1", "TESSERA_CPU_BF16 must be 0 or 1, got '", v, "'");
+    return v == "1";
+  }()};
+  return flag;
 }
+std::atomic<bool> cpu_winograd_bf16_flag{false};
+}  // namespace
+void set_cpu_winograd_bf16(bool on) { cpu_winograd_bf16_flag.store(on); }
+bool cpu_winograd_bf16() { return cpu_winograd_bf16_flag.load(); }
+void set_cpu_bf16_kernels(bool on) { cpu_bf16_flag().store(on); }
+bool cpu_bf16_kernels() { return cpu_bf16_flag().load(); }
 void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag.store(on); }
 bool cudnn_benchmark() { return cudnn_benchmark_flag.load(); }
 void set_cpu_winograd(bool on) { cpu_winograd_flag().store(on); }

@@ -14,6 +14,21 @@ bool cudnn_benchmark();
 void set_cpu_winograd(bool on);
 bool cpu_winograd();
 
+// CPU: whether bfloat16 convolutions (and transposed ones) and matrix products run in tessera's
+// bfloat16 kernels (bfloat16 operands, float32 sums: kernels/cpu/gemm_bf16.h, Winograd included)
+// instead of widening to float32 around the float32 op. Default: true where the CPU has AVX512-BF16
+// (vdpbf16ps), false elsewhere (there the bfloat16 GEMM would widen its operands itself, which is
+// no faster); TESSERA_CPU_BF16=0/1 sets it at start. float16 always widens on the CPU.
+void set_cpu_bf16_kernels(bool on);
+bool cpu_bf16_kernels();
+
+// CPU: whether bfloat16 3x3 convolutions may use Winograd too (default false). Its transformed
+// tiles are rounded to bfloat16, so each output carries several bfloat16 roundings of values larger
+// than itself: about 2.5x the error of a direct bfloat16 convolution (tests/test_conv_bf16.cpp
+// measures it: relative L2 0.0042 vs 0.0017), for ~10% less time on the U-Net.
+void set_cpu_winograd_bf16(bool on);
+bool cpu_winograd_bf16();
+
 // CUDA: whether float32 convolutions and matrix products may run on TF32 tensor cores (10-bit
 // mantissa products, float32 sums). Default false, so float32 means float32 on the GPU as on the
 // CPU; true is PyTorch's torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32

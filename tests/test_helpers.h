@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,19 @@ inline bool require_cuda_env() {
 inline std::string data_path(const std::string& rel) {
   const char* env = std::getenv("TESSERA_TEST_DATA");
   return std::string(env != nullptr && *env != '\0' ? env : TESSERA_TEST_DATA) + "/" + rel;
+}
+
+// Whether /proc/cpuinfo lists `flag` for this CPU: the tests' independent view of what the CPU
+// has, never tessera's own CPUID code.
+inline bool cpuinfo_has(const std::string& flag) {
+  static const std::string flags = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("flags", 0) == 0) return line + " ";
+    return std::string();
+  }();
+  return flags.find(" " + flag + " ") != std::string::npos;
 }
 
 }  // namespace tessera::test

@@ -6,6 +6,7 @@
 #include "core/view.h"
 #include "kernels/conv.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/elementwise.h"
 
 namespace tessera {
@@ -82,28 +83,34 @@ struct Col2imRow {
   }
 };
 
+// Winograd for float32/float64 unless switched off; for bfloat16 only when asked for
+// (set_cpu_winograd_bf16: its transformed tiles are rounded to bfloat16).
+bool use_winograd(const Conv2dGeometry& g, DType d) {
+  return cpu_winograd() && (d != DType::BFloat16 || cpu_winograd_bf16()) && conv2d_winograd_applies(g);
+}
+
 int64_t row_grain(int64_t row_length) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(row_length, 1)); }
 
 bool is_pointwise(const Conv2dGeometry& g) {
   return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
 
-// Output rows per band: the column buffer stays under ~8 MiB, so that im2col's writes are still in
-// the shared L3 when OpenBLAS packs them. Measured on the U-Net at 572 x 572 (2 cores, 32 MiB L3):
+// Output rows per band: the column buffer (and, for bfloat16, the float32 GEMM result, acc_elem
+// bytes per output value) stays under ~8 MiB, so that im2col's writes are still in the shared L3
+// when the GEMM packs them. Measured on the U-Net at 572 x 572 (2 cores, 32 MiB L3):
 // 8 MiB beat 16 MiB (width 64: 973-1017 vs 1017-1021 ms; width 16, batch 4: 441-456 vs 501-503 ms)
 // and 4 MiB (1069-1092 / 448-458 ms); 2 MiB and less lose more than that (one output row per GEMM).
-int64_t band_rows(const Conv2dGeometry& g, size_t elem) {
-  const int64_t budget = (int64_t{8} << 20) / static_cast<int64_t>(elem);
-  const int64_t per_row = std::max<int64_t>(1, g.K() * g.Wo);
-  return std::clamp<int64_t>(budget / per_row, 1, g.Ho);
+int64_t band_rows(const Conv2dGeometry& g, size_t elem, size_t acc_elem = 0) {
+  const int64_t per_row = std::max<int64_t>(1, (g.K() * static_cast<int64_t>(elem) + g.Og() * static_cast<int64_t>(acc_elem)) * g.Wo);
+  return std::clamp<int64_t>((int64_t{8} << 20) / per_row, 1, g.Ho);
 }
 
 // Calls f(n, group, r0, rows, B, ldb) for every band, B being the band's column matrix [K, rows*Wo]
 // (the input itself for pointwise convolutions).
 template <class T, class F>
-void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, F f) {
+void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, F f, size_t acc_elem = 0) {
   const int64_t HW = g.H * g.W;
-  const int64_t rows_per_band = band_rows(g, sizeof(T));
+  const int64_t rows_per_band = band_rows(g, sizeof(T), acc_elem);
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const T* xg = x + (n * g.C + grp * g.Cg()) * HW;
@@ -120,12 +127,95 @@ void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, 
     }
 }
 
+
+// bfloat16 (CPUs with AVX512-BF16, see cpu_bf16_kernels()): the same bands, the bfloat16 GEMM with
+// float32 sums, and every output rounded once to bfloat16 after the epilogue.
+void conv2d_forward_bf16(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
+                         bool relu, const Tensor& scale) {
+  const bfloat16* pw = w.data<bfloat16>();
+  const bfloat16* pb = bias.defined() ? bias.data<bfloat16>() : nullptr;
+  const bfloat16* ps = scale.defined() ? scale.data<bfloat16>() : nullptr;
+  bfloat16* po = out.data<bfloat16>();
+  const int64_t HoWo = g.Ho * g.Wo;
+  std::vector<bfloat16> buffer;
+  std::vector<float> acc;
+  for_each_band(x.data<bfloat16>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const bfloat16* B, int64_t ldb) {
+    const int64_t len = rows * g.Wo;
+    acc.resize(static_cast<size_t>(g.Og() * len));
+    cpu::gemm_bf16_parallel(false, false, g.Og(), len, g.K(), pw + grp * g.Og() * g.K(), g.K(), B, ldb, false, acc.data(), len);
+    bfloat16* C = po + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
+    const float* a = acc.data();
+    parallel_for(g.Og(), [=](int64_t o) {
+      const float* src = a + o * len;
+      bfloat16* row = C + o * HoWo;
+      const float v = pb ? float(pb[grp * g.Og() + o]) : 0.f, s = ps ? float(ps[grp * g.Og() + o]) : 1.f;
+      const ReluF<float> f;
+      for (int64_t i = 0; i < len; ++i) {
+        float t = ps ? src[i] * s + v : src[i] + v;
+        if (relu) t = f(t);
+        row[i] = bfloat16(t);
+      }
+    }, row_grain(len));
+  }, sizeof(float));
+}
+
+// grad_w = sum over bands of grad_out [Og, rows*Wo] x cols^T, summed in float32, rounded once.
+void conv2d_backward_weight_bf16(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
+  const bfloat16* pgo = grad_out.data<bfloat16>();
+  const int64_t HoWo = g.Ho * g.Wo;
+  std::vector<float> gw(static_cast<size_t>(g.O * g.K()), 0.f);
+  std::vector<bfloat16> buffer;
+  for_each_band(x.data<bfloat16>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const bfloat16* B, int64_t ldb) {
+    const bfloat16* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
+    cpu::gemm_bf16_parallel(false, true, g.Og(), g.K(), rows * g.Wo, A, HoWo, B, ldb, true, gw.data() + grp * g.Og() * g.K(), g.K());
+  });
+  bfloat16* dst = grad_w.data<bfloat16>();
+  for (size_t i = 0; i < gw.size(); ++i) dst[i] = bfloat16(gw[i]);
+}
+
+// grad_x += W^T grad_out scattered back (col2im), each image's sums kept in float32 and added to
+// grad_x with one rounding.
+void conv2d_backward_input_bf16(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g) {
+  const bfloat16* pw = w.data<bfloat16>();
+  const bfloat16* pgo = grad_out.data<bfloat16>();
+  bfloat16* pgx = grad_x.data<bfloat16>();
+  const int64_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+  const int64_t rows_per_band = band_rows(g, sizeof(float));
+  std::vector<float> cols, gxf(static_cast<size_t>(g.Cg() * HW));
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const bfloat16* Wg = pw + grp * g.Og() * g.K();
+      bfloat16* gx = pgx + (n * g.C + grp * g.Cg()) * HW;
+      std::fill(gxf.begin(), gxf.end(), 0.f);
+      for (int64_t r0 = 0; r0 < g.Ho; r0 += rows_per_band) {
+        const int64_t rows = std::min(rows_per_band, g.Ho - r0);
+        const bfloat16* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
+        if (is_pointwise(g)) {
+          cpu::gemm_bf16_parallel(true, false, g.K(), rows * g.Wo, g.Og(), Wg, g.K(), A, HoWo, true, gxf.data() + r0 * g.Wo, HW);
+          continue;
+        }
+        cols.resize(static_cast<size_t>(g.K() * rows * g.Wo));
+        cpu::gemm_bf16_parallel(true, false, g.K(), rows * g.Wo, g.Og(), Wg, g.K(), A, HoWo, false, cols.data(), rows * g.Wo);
+        const int64_t h0 = std::max<int64_t>(0, r0 * g.stride_h - g.pad_h);
+        const int64_t h1 = std::min<int64_t>(g.H, (r0 + rows - 1) * g.stride_h - g.pad_h + (g.kh - 1) * g.dil_h + 1);
+        if (h1 <= h0) continue;
+        parallel_for(g.Cg() * (h1 - h0), Col2imRow<float>{cols.data(), gxf.data(), g, r0, rows, h0, h1 - h0},
+                     row_grain(g.W * g.kh * g.kw));
+      }
+      const float* src = gxf.data();
+      parallel_for(g.Cg() * HW, [=](int64_t i) { gx[i] = bfloat16(float(gx[i]) + src[i]); });
+    }
+}
 }  // namespace
 
 void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
                                bool relu, const Tensor& scale) {
-  if (cpu_winograd() && conv2d_winograd_applies(g)) {
+  if (use_winograd(g, x.dtype())) {
     conv2d_winograd_forward_cpu(out, x, w, bias, g, relu, scale, false);
+    return;
+  }
+  if (x.dtype() == DType::BFloat16) {
+    conv2d_forward_bf16(out, x, w, bias, g, relu, scale);
     return;
   }
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
@@ -162,8 +252,12 @@ void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor&
 }
 
 void conv2d_backward_weight_kernel_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
-  if (cpu_winograd() && conv2d_winograd_applies(g)) {
+  if (use_winograd(g, x.dtype())) {
     conv2d_winograd_backward_weight_cpu(grad_w, grad_out, x, g);
+    return;
+  }
+  if (x.dtype() == DType::BFloat16) {
+    conv2d_backward_weight_bf16(grad_w, grad_out, x, g);
     return;
   }
   dispatch_floating(x.dtype(), "conv2d_backward", [&]<class T>() {
@@ -190,17 +284,23 @@ Conv2dGeometry input_gradient_as_convolution(const Conv2dGeometry& g) {
 }
 
 void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g) {
-  if (const Conv2dGeometry t = input_gradient_as_convolution(g); cpu_winograd() && conv2d_winograd_applies(t)) {
+  if (const Conv2dGeometry t = input_gradient_as_convolution(g); use_winograd(t, w.dtype())) {
     Tensor flipped = raw::empty({g.C, g.O, 3, 3}, w.dtype(), w.device());  // [c][o][i][j] = w[o][c][2-i][2-j]
-    dispatch_floating(w.dtype(), "conv2d_backward", [&]<class T>() {
+    const auto flip = [&]<class T>() {
       const T* src = w.data<T>();
       T* dst = flipped.data<T>();
       parallel_for(g.C * g.O, [=](int64_t co) {
         const int64_t c = co / g.O, o = co % g.O;
         for (int k = 0; k < 9; ++k) dst[co * 9 + k] = src[(o * g.C + c) * 9 + (8 - k)];
       }, 4096);
-    });
+    };
+    if (w.dtype() == DType::BFloat16) flip.template operator()<bfloat16>();
+    else dispatch_floating(w.dtype(), "conv2d_backward", flip);
     conv2d_winograd_forward_cpu(grad_x, grad_out, flipped, Tensor(), t, false, Tensor(), true);
+    return;
+  }
+  if (w.dtype() == DType::BFloat16) {
+    conv2d_backward_input_bf16(grad_x, grad_out, w, g);
     return;
   }
   dispatch_floating(w.dtype(), "conv2d_backward", [&]<class T>() {

@@ -11,6 +11,7 @@
 #include "core/dispatch.h"
 #include "kernels/conv.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/elementwise.h"
 
 namespace tessera {
@@ -29,24 +30,27 @@ struct TileGrid {
 };
 
 // U[xi][o][c] = (G g G^T)[xi] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+// bfloat16: computed in float32 from the bfloat16 weights, each U rounded once to bfloat16.
 template <class T>
 void transform_filters(const T* w, T* U, const Conv2dGeometry& g) {
+  using F = opmath_t<T>;
   const int64_t OC = g.O * g.C;
   parallel_for(OC, [=](int64_t oc) {
     const T* k = w + oc * 9;
-    T t[4][3];  // G g
+    F t[4][3];  // G g
     for (int j = 0; j < 3; ++j) {
-      t[0][j] = k[j];
-      t[1][j] = T(0.5) * (k[j] + k[3 + j] + k[6 + j]);
-      t[2][j] = T(0.5) * (k[j] - k[3 + j] + k[6 + j]);
-      t[3][j] = k[6 + j];
+      const F k0 = k[j], k1 = k[3 + j], k2 = k[6 + j];
+      t[0][j] = k0;
+      t[1][j] = F(0.5) * (k0 + k1 + k2);
+      t[2][j] = F(0.5) * (k0 - k1 + k2);
+      t[3][j] = k2;
     }
     for (int i = 0; i < 4; ++i) {  // (G g) G^T
       T* u = U + (4 * i) * OC + oc;
-      u[0] = t[i][0];
-      u[OC] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
-      u[2 * OC] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
-      u[3 * OC] = t[i][2];
+      u[0] = T(t[i][0]);
+      u[OC] = T(F(0.5) * (t[i][0] + t[i][1] + t[i][2]));
+      u[2 * OC] = T(F(0.5) * (t[i][0] - t[i][1] + t[i][2]));
+      u[3 * OC] = T(t[i][2]);
     }
   }, 4096);
 }
@@ -54,8 +58,10 @@ void transform_filters(const T* w, T* U, const Conv2dGeometry& g) {
 // V[xi][c][t] = (B^T d B)[xi] with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], for channel c and
 // the tiles of one tile row. The four input rows are first copied into a zero-padded scratch row
 // (so the inner loops have no bounds tests), combined vertically in place, then horizontally.
+// bfloat16: the scratch row is float32 and each V is rounded once to bfloat16.
 template <class T>
 struct InputTransformRow {
+  using F = opmath_t<T>;
   const T* x;
   T* V;
   Conv2dGeometry g;
@@ -65,25 +71,25 @@ struct InputTransformRow {
     const int64_t r = job % (T_band / grid.tw), c = job / (T_band / grid.tw);
     const int64_t R = R0 + r, n = R / grid.th, th = R % grid.th;
     const int64_t Wp = 2 * grid.tw + 2;  // padded input columns -pad_w .. -pad_w + Wp - 1
-    thread_local std::vector<T> scratch;
+    thread_local std::vector<F> scratch;
     scratch.resize(static_cast<size_t>(4 * Wp));
-    T* d[4];
+    F* d[4];
     const T* plane = x + (n * g.C + c) * g.H * g.W;
     for (int i = 0; i < 4; ++i) {
       d[i] = scratch.data() + i * Wp;
       const int64_t h = 2 * th - g.pad_h + i;
       if (h < 0 || h >= g.H) {
-        std::fill(d[i], d[i] + Wp, T(0));
+        std::fill(d[i], d[i] + Wp, F(0));
         continue;
       }
       const T* src = plane + h * g.W;
       const int64_t lo = std::min<int64_t>(Wp, g.pad_w), hi = std::clamp<int64_t>(g.W + g.pad_w, lo, Wp);
-      std::fill(d[i], d[i] + lo, T(0));
+      std::fill(d[i], d[i] + lo, F(0));
       std::copy(src + (lo - g.pad_w), src + (hi - g.pad_w), d[i] + lo);
-      std::fill(d[i] + hi, d[i] + Wp, T(0));
+      std::fill(d[i] + hi, d[i] + Wp, F(0));
     }
     for (int64_t j = 0; j < Wp; ++j) {  // B^T d, in place: rows become t0..t3
-      const T a = d[0][j], b = d[1][j], e = d[2][j], f = d[3][j];
+      const F a = d[0][j], b = d[1][j], e = d[2][j], f = d[3][j];
       d[0][j] = a - e;
       d[1][j] = b + e;
       d[2][j] = e - b;
@@ -91,17 +97,17 @@ struct InputTransformRow {
     }
     const int64_t CT = g.C * T_band, base = c * T_band + r * grid.tw;
     for (int i = 0; i < 4; ++i) {  // (B^T d) B
-      const T* s = d[i];
+      const F* s = d[i];
       T* v0 = V + (4 * i) * CT + base;
       T* v1 = v0 + CT;
       T* v2 = v1 + CT;
       T* v3 = v2 + CT;
       for (int64_t tw = 0; tw < grid.tw; ++tw) {
-        const T s0 = s[2 * tw], s1 = s[2 * tw + 1], s2 = s[2 * tw + 2], s3 = s[2 * tw + 3];
-        v0[tw] = s0 - s2;
-        v1[tw] = s1 + s2;
-        v2[tw] = s2 - s1;
-        v3[tw] = s1 - s3;
+        const F s0 = s[2 * tw], s1 = s[2 * tw + 1], s2 = s[2 * tw + 2], s3 = s[2 * tw + 3];
+        v0[tw] = T(s0 - s2);
+        v1[tw] = T(s1 + s2);
+        v2[tw] = T(s2 - s1);
+        v3[tw] = T(s1 - s3);
       }
     }
   }
@@ -109,9 +115,11 @@ struct InputTransformRow {
 
 // Y = A^T m A with A^T = [1 1 1 0; 0 1 -1 -1] for output channel o and one tile row, then scale,
 // bias, ReLU, and a store (or an addition, for accumulating callers) into the output's two rows.
+// bfloat16: M is float32 (the GEMM's sums); each output is rounded once.
 template <class T>
 struct OutputTransformRow {
-  const T* M;
+  using F = opmath_t<T>;
+  const F* M;
   T* out;
   const T* bias;
   const T* scale;
@@ -123,21 +131,21 @@ struct OutputTransformRow {
     const int64_t r = job % (T_band / grid.tw), o = job / (T_band / grid.tw);
     const int64_t R = R0 + r, n = R / grid.th, th = R % grid.th;
     const int64_t OT = g.O * T_band;
-    const T* m = M + o * T_band + r * grid.tw;
-    const T b = bias ? bias[o] : T(0);
-    const T s = scale ? scale[o] : T(1);
+    const F* m = M + o * T_band + r * grid.tw;
+    const F b = bias ? F(bias[o]) : F(0);
+    const F s = scale ? F(scale[o]) : F(1);
     T* y0 = out + ((n * g.O + o) * g.Ho + 2 * th) * g.Wo;
     T* y1 = 2 * th + 1 < g.Ho ? y0 + g.Wo : nullptr;
-    const auto put = [&](T* dst, T v) {
+    const auto put = [&](T* dst, F v) {
       v = scale ? v * s + b : v + b;
-      if (relu) v = ReluF<T>{}(v);
-      if (accumulate) *dst += v;
-      else *dst = v;
+      if (relu) v = ReluF<F>{}(v);
+      if (accumulate) *dst = T(F(*dst) + v);
+      else *dst = T(v);
     };
     for (int64_t tw = 0; tw < grid.tw; ++tw) {
-      T s0[4], s1[4];  // A^T m
+      F s0[4], s1[4];  // A^T m
       for (int j = 0; j < 4; ++j) {
-        const T m0 = m[j * OT + tw], m1 = m[(4 + j) * OT + tw], m2 = m[(8 + j) * OT + tw], m3 = m[(12 + j) * OT + tw];
+        const F m0 = m[j * OT + tw], m1 = m[(4 + j) * OT + tw], m2 = m[(8 + j) * OT + tw], m3 = m[(12 + j) * OT + tw];
         s0[j] = m0 + m1 + m2;
         s1[j] = m1 - m2 - m3;
       }
@@ -153,9 +161,11 @@ struct OutputTransformRow {
 };
 
 // The adjoint of OutputTransformRow for the weight gradient: dM = A dY A^T per tile (outputs that
-// stick out of the image count as zero), for output channel o and one tile row.
+// stick out of the image count as zero), for output channel o and one tile row. bfloat16: sums in
+// float32, each dM rounded once.
 template <class T>
 struct GradOutputTransformRow {
+  using F = opmath_t<T>;
   const T* dy;
   T* dM;
   Conv2dGeometry g;
@@ -170,42 +180,62 @@ struct GradOutputTransformRow {
     const T* y1 = 2 * th + 1 < g.Ho ? y0 + g.Wo : nullptr;
     for (int64_t tw = 0; tw < grid.tw; ++tw) {
       const bool second = 2 * tw + 1 < g.Wo;
-      const T a = y0[2 * tw], b = second ? y0[2 * tw + 1] : T(0);
-      const T c = y1 ? y1[2 * tw] : T(0), d = y1 && second ? y1[2 * tw + 1] : T(0);
+      const F a = y0[2 * tw], b = second ? F(y0[2 * tw + 1]) : F(0);
+      const F c = y1 ? F(y1[2 * tw]) : F(0), d = y1 && second ? F(y1[2 * tw + 1]) : F(0);
       // t = A dY (rows: dY0, dY0 + dY1, dY0 - dY1, -dY1), then dM = t A^T (the same on columns).
-      const T t[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+      const F t[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
       for (int i = 0; i < 4; ++i) {
         T* row = m + (4 * i) * OT + tw;
-        row[0] = t[i][0];
-        row[OT] = t[i][0] + t[i][1];
-        row[2 * OT] = t[i][0] - t[i][1];
-        row[3 * OT] = -t[i][1];
+        row[0] = T(t[i][0]);
+        row[OT] = T(t[i][0] + t[i][1]);
+        row[2 * OT] = T(t[i][0] - t[i][1]);
+        row[3 * OT] = T(-t[i][1]);
       }
     }
   }
 };
 
-// The adjoint of transform_filters: grad_w[o][c] = G^T dU[o][c] G.
+// The adjoint of transform_filters: grad_w[o][c] = G^T dU[o][c] G (dU float32 for bfloat16).
 template <class T>
-void transform_filter_gradients(const T* dU, T* gw, const Conv2dGeometry& g) {
+void transform_filter_gradients(const opmath_t<T>* dU, T* gw, const Conv2dGeometry& g) {
+  using F = opmath_t<T>;
   const int64_t OC = g.O * g.C;
   parallel_for(OC, [=](int64_t oc) {
-    T u[4][4];
+    F u[4][4];
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j) u[i][j] = dU[(4 * i + j) * OC + oc];
-    T s[3][4];  // G^T dU
+    F s[3][4];  // G^T dU
     for (int j = 0; j < 4; ++j) {
-      s[0][j] = u[0][j] + T(0.5) * (u[1][j] + u[2][j]);
-      s[1][j] = T(0.5) * (u[1][j] - u[2][j]);
-      s[2][j] = T(0.5) * (u[1][j] + u[2][j]) + u[3][j];
+      s[0][j] = u[0][j] + F(0.5) * (u[1][j] + u[2][j]);
+      s[1][j] = F(0.5) * (u[1][j] - u[2][j]);
+      s[2][j] = F(0.5) * (u[1][j] + u[2][j]) + u[3][j];
     }
     T* k = gw + oc * 9;
     for (int i = 0; i < 3; ++i) {  // (G^T dU) G
-      k[3 * i] = s[i][0] + T(0.5) * (s[i][1] + s[i][2]);
-      k[3 * i + 1] = T(0.5) * (s[i][1] - s[i][2]);
-      k[3 * i + 2] = T(0.5) * (s[i][1] + s[i][2]) + s[i][3];
+      k[3 * i] = T(s[i][0] + F(0.5) * (s[i][1] + s[i][2]));
+      k[3 * i + 1] = T(F(0.5) * (s[i][1] - s[i][2]));
+      k[3 * i + 2] = T(F(0.5) * (s[i][1] + s[i][2]) + s[i][3]);
     }
   }, 4096);
+}
+
+// M[O, T] (float) = U[O, C] V[C, T] (+ M): OpenBLAS for float32/float64, the bfloat16 GEMM
+// (float32 sums) for bfloat16. One thread.
+template <class T>
+void tile_gemm(bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, bool accumulate,
+               opmath_t<T>* C, int64_t ldc) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    cpu::gemm_bf16(false, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  } else {
+    blas::gemm<T>(false, trans_b, M, N, K, T(1), A, lda, B, ldb, accumulate ? T(1) : T(0), C, ldc);
+  }
+}
+
+// The dtypes Winograd runs in: float32, float64, and bfloat16 on CPUs with AVX512-BF16.
+template <class F>
+void dispatch_winograd(DType d, const char* op, F&& f) {
+  if (d == DType::BFloat16) f.template operator()<bfloat16>();
+  else dispatch_floating(d, op, f);
 }
 
 // Tile rows per band: the band's two transformed matrices (C and O channels) stay under ~8 MiB
@@ -228,12 +258,13 @@ bool conv2d_winograd_applies(const Conv2dGeometry& g) {
 
 void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
                                  bool relu, const Tensor& scale, bool accumulate) {
-  dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+  dispatch_winograd(x.dtype(), "conv2d", [&]<class T>() {
     const TileGrid grid(g);
     std::vector<T> U(static_cast<size_t>(kTile * g.O * g.C));
     transform_filters(w.data<T>(), U.data(), g);
     const int64_t rows_total = g.N * grid.th, band = band_tile_rows(g, grid, sizeof(T));
-    std::vector<T> V, M;
+    std::vector<T> V;
+    std::vector<opmath_t<T>> M;
     for (int64_t R0 = 0; R0 < rows_total; R0 += band) {
       const int64_t rows = std::min(band, rows_total - R0), T_band = rows * grid.tw;
       V.resize(static_cast<size_t>(kTile * g.C * T_band));
@@ -242,8 +273,8 @@ void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tenso
       // One single-threaded GEMM per tile position on each thread (OpenBLAS runs single-threaded
       // inside an OpenMP region): no synchronisation inside the 16 products.
       parallel_for(kTile, [&](int64_t xi) {
-        blas::gemm<T>(false, false, g.O, T_band, g.C, T(1), U.data() + xi * g.O * g.C, g.C, V.data() + xi * g.C * T_band, T_band,
-                      T(0), M.data() + xi * g.O * T_band, T_band);
+        tile_gemm<T>(false, g.O, T_band, g.C, U.data() + xi * g.O * g.C, g.C, V.data() + xi * g.C * T_band, T_band, false,
+                     M.data() + xi * g.O * T_band, T_band);
       }, 1);
       parallel_for(g.O * rows,
                    OutputTransformRow<T>{M.data(), out.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
@@ -256,10 +287,11 @@ void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tenso
 // over the bands, then grad_w = G^T dU G. Exact for any 3x3 stride-1 convolution, whichever way its
 // forward ran.
 void conv2d_winograd_backward_weight_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
-  dispatch_floating(x.dtype(), "conv2d_backward", [&]<class T>() {
+  dispatch_winograd(x.dtype(), "conv2d_backward", [&]<class T>() {
     const TileGrid grid(g);
     const int64_t rows_total = g.N * grid.th, band = band_tile_rows(g, grid, sizeof(T));
-    std::vector<T> dU(static_cast<size_t>(kTile * g.O * g.C)), V, dM;
+    std::vector<opmath_t<T>> dU(static_cast<size_t>(kTile * g.O * g.C));
+    std::vector<T> V, dM;
     for (int64_t R0 = 0; R0 < rows_total; R0 += band) {
       const int64_t rows = std::min(band, rows_total - R0), T_band = rows * grid.tw;
       V.resize(static_cast<size_t>(kTile * g.C * T_band));
@@ -267,8 +299,8 @@ void conv2d_winograd_backward_weight_cpu(const Tensor& grad_w, const Tensor& gra
       parallel_for(g.C * rows, InputTransformRow<T>{x.data<T>(), V.data(), g, grid, R0, T_band}, 1);
       parallel_for(g.O * rows, GradOutputTransformRow<T>{grad_out.data<T>(), dM.data(), g, grid, R0, T_band}, 1);
       parallel_for(kTile, [&](int64_t xi) {
-        blas::gemm<T>(false, true, g.O, g.C, T_band, T(1), dM.data() + xi * g.O * T_band, T_band, V.data() + xi * g.C * T_band,
-                      T_band, R0 == 0 ? T(0) : T(1), dU.data() + xi * g.O * g.C, g.C);
+        tile_gemm<T>(true, g.O, g.C, T_band, dM.data() + xi * g.O * T_band, T_band, V.data() + xi * g.C * T_band, T_band, R0 > 0,
+                     dU.data() + xi * g.O * g.C, g.C);
       }, 1);
     }
     transform_filter_gradients(dU.data(), grad_w.data<T>(), g);
