@@ -3,11 +3,13 @@
 #include <cstdio>
 
 #include "bench_common.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/matmul.h"
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("cpu_blas", tessera::cpu_blas_info());
+  benchmark::AddCustomContext("cpu_bf16", tessera::cpu_bf16_kernels() ? tessera::cpu::gemm_bf16_kernel_name() : "through float32");
   std::vector<int64_t> devices = {0};
   if (tessera::cuda::is_available()) devices.push_back(1);
   else std::fprintf(stderr, "tessera_bench: CUDA cases skipped: %s\n", tessera::cuda::unavailable_reason().c_str());

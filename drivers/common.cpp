@@ -8,6 +8,8 @@
 #include "core/cuda.h"
 #include "core/file_io.h"
 #include "dist/dist.h"
+#include "kernels/conv_settings.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "core/safetensors.h"
 #include "core/view.h"
 #include "kernels/matmul.h"
@@ -198,7 +200,10 @@ std::vector<Sample> next_batch(DataLoader& loader, int64_t& epoch) {
   return std::move(*batch);
 }
 
-std::string kernels_line() { return "cpu gemm: " + cpu_blas_info(); }
+std::string kernels_line() {
+  return "cpu gemm: " + cpu_blas_info() + "; bfloat16: " +
+         (cpu_bf16_kernels() ? std::string("tessera's GEMM on ") + cpu::gemm_bf16_kernel_name() : std::string("through float32"));
+}
 
 std::string memory_line(const Device& dev) {
   if (dev.is_cuda()) return "memory " + dev.str() + ": " + cuda::memory_summary(dev.index);
