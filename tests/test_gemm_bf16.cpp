@@ -1,7 +1,8 @@
 // The CPU's bfloat16 GEMM (kernels/cpu/gemm_bf16.h) against float64 sums of the same bfloat16
 // values: every transpose, edges of every blocking level (register tile, A and B blocks, the
 // k-block and an odd k), leading dimensions wider than the matrix, accumulation, and the threaded
-// split. Which kernel runs is checked against /proc/cpuinfo.
+// split (taken outside a parallel region when more than one thread is allowed). Which kernel
+// runs is checked against /proc/cpuinfo.
 #include <random>
 
 #include "kernels/cpu/gemm_bf16.h"
@@ -28,8 +29,10 @@ void check(const Case& c, bool ta, bool tb, bool accumulate, bool parallel) {
   const std::vector<float> C0 = C;
   const auto a = [&](int64_t i, int64_t k) { return double(float(ta ? A[k * lda + i] : A[i * lda + k])); };
   const auto b = [&](int64_t k, int64_t j) { return double(float(tb ? B[j * ldb + k] : B[k * ldb + j])); };
-  if (parallel) cpu::gemm_bf16_parallel(ta, tb, c.M, c.N, c.K, A.data(), lda, B.data(), ldb, accumulate, C.data(), ldc);
-  else cpu::gemm_bf16(ta, tb, c.M, c.N, c.K, A.data(), lda, B.data(), ldb, accumulate, C.data(), ldc);
+  {
+    ScopedThreads threads(parallel ? num_threads() : 1);  // one thread, or the split over all of them
+    cpu::gemm_bf16(ta, tb, c.M, c.N, c.K, A.data(), lda, B.data(), ldb, accumulate, C.data(), ldc);
+  }
   int bad = 0;
   for (int64_t i = 0; i < c.M; ++i) {
     for (int64_t j = 0; j < c.N; ++j) {

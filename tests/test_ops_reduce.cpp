@@ -1,7 +1,6 @@
 // Reductions, matmul and softmax in the op table.
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
 
 #include "kernels/cpu/blas.h"
@@ -173,14 +172,7 @@ TEST(MatmulErrors, ShapesDtypesRanks) {
 // library (kernels/cpu/blas.cpp), and the environment is as the user left it. The expectation is
 // read from /proc/cpuinfo, not from tessera's own CPUID test.
 TEST(CpuBlas, LoadsTheKernelsThisCpuCallsFor) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, flags;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0) {
-      flags = line + " ";
-      break;
-    }
-  auto has = [&](const char* f) { return flags.find(std::string(" ") + f + " ") != std::string::npos; };
+  const auto has = [](const char* f) { return cpuinfo_has(f); };
   const std::string want = has("avx512f") && has("avx512bw") && has("avx512dq") && has("avx512vl") ? "SkylakeX"
                            : has("avx2") && has("fma")                                                 ? "Haswell"
                                                                                                         : "";

@@ -128,84 +128,31 @@ void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, 
 }
 
 
-// bfloat16 (CPUs with AVX512-BF16, see cpu_bf16_kernels()): the same bands, the bfloat16 GEMM with
-// float32 sums, and every output rounded once to bfloat16 after the epilogue.
-void conv2d_forward_bf16(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
-                         bool relu, const Tensor& scale) {
-  const bfloat16* pw = w.data<bfloat16>();
-  const bfloat16* pb = bias.defined() ? bias.data<bfloat16>() : nullptr;
-  const bfloat16* ps = scale.defined() ? scale.data<bfloat16>() : nullptr;
-  bfloat16* po = out.data<bfloat16>();
-  const int64_t HoWo = g.Ho * g.Wo;
-  std::vector<bfloat16> buffer;
-  std::vector<float> acc;
-  for_each_band(x.data<bfloat16>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const bfloat16* B, int64_t ldb) {
-    const int64_t len = rows * g.Wo;
-    acc.resize(static_cast<size_t>(g.Og() * len));
-    cpu::gemm_bf16_parallel(false, false, g.Og(), len, g.K(), pw + grp * g.Og() * g.K(), g.K(), B, ldb, false, acc.data(), len);
-    bfloat16* C = po + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
-    const float* a = acc.data();
-    parallel_for(g.Og(), [=](int64_t o) {
-      const float* src = a + o * len;
-      bfloat16* row = C + o * HoWo;
-      const float v = pb ? float(pb[grp * g.Og() + o]) : 0.f, s = ps ? float(ps[grp * g.Og() + o]) : 1.f;
-      const ReluF<float> f;
-      for (int64_t i = 0; i < len; ++i) {
-        float t = ps ? src[i] * s + v : src[i] + v;
-        if (relu) t = f(t);
-        row[i] = bfloat16(t);
-      }
-    }, row_grain(len));
-  }, sizeof(float));
-}
-
-// grad_w = sum over bands of grad_out [Og, rows*Wo] x cols^T, summed in float32, rounded once.
-void conv2d_backward_weight_bf16(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
-  const bfloat16* pgo = grad_out.data<bfloat16>();
-  const int64_t HoWo = g.Ho * g.Wo;
-  std::vector<float> gw(static_cast<size_t>(g.O * g.K()), 0.f);
-  std::vector<bfloat16> buffer;
-  for_each_band(x.data<bfloat16>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const bfloat16* B, int64_t ldb) {
-    const bfloat16* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
-    cpu::gemm_bf16_parallel(false, true, g.Og(), g.K(), rows * g.Wo, A, HoWo, B, ldb, true, gw.data() + grp * g.Og() * g.K(), g.K());
-  });
-  bfloat16* dst = grad_w.data<bfloat16>();
-  for (size_t i = 0; i < gw.size(); ++i) dst[i] = bfloat16(gw[i]);
-}
-
-// grad_x += W^T grad_out scattered back (col2im), each image's sums kept in float32 and added to
-// grad_x with one rounding.
-void conv2d_backward_input_bf16(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w, const Conv2dGeometry& g) {
-  const bfloat16* pw = w.data<bfloat16>();
-  const bfloat16* pgo = grad_out.data<bfloat16>();
-  bfloat16* pgx = grad_x.data<bfloat16>();
-  const int64_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
-  const int64_t rows_per_band = band_rows(g, sizeof(float));
-  std::vector<float> cols, gxf(static_cast<size_t>(g.Cg() * HW));
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const bfloat16* Wg = pw + grp * g.Og() * g.K();
-      bfloat16* gx = pgx + (n * g.C + grp * g.Cg()) * HW;
-      std::fill(gxf.begin(), gxf.end(), 0.f);
-      for (int64_t r0 = 0; r0 < g.Ho; r0 += rows_per_band) {
-        const int64_t rows = std::min(rows_per_band, g.Ho - r0);
-        const bfloat16* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
-        if (is_pointwise(g)) {
-          cpu::gemm_bf16_parallel(true, false, g.K(), rows * g.Wo, g.Og(), Wg, g.K(), A, HoWo, true, gxf.data() + r0 * g.Wo, HW);
-          continue;
-        }
-        cols.resize(static_cast<size_t>(g.K() * rows * g.Wo));
-        cpu::gemm_bf16_parallel(true, false, g.K(), rows * g.Wo, g.Og(), Wg, g.K(), A, HoWo, false, cols.data(), rows * g.Wo);
-        const int64_t h0 = std::max<int64_t>(0, r0 * g.stride_h - g.pad_h);
-        const int64_t h1 = std::min<int64_t>(g.H, (r0 + rows - 1) * g.stride_h - g.pad_h + (g.kh - 1) * g.dil_h + 1);
-        if (h1 <= h0) continue;
-        parallel_for(g.Cg() * (h1 - h0), Col2imRow<float>{cols.data(), gxf.data(), g, r0, rows, h0, h1 - h0},
-                     row_grain(g.W * g.kh * g.kw));
-      }
-      const float* src = gxf.data();
-      parallel_for(g.Cg() * HW, [=](int64_t i) { gx[i] = bfloat16(float(gx[i]) + src[i]); });
+// dst row o = act(src row o * scale[o] + bias[o]) for the band's Og rows: src is the GEMM's result
+// (dst itself for float32/float64; the float32 sums of a bfloat16 band, rounded here).
+template <class T>
+void band_epilogue(const opmath_t<T>* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_t Og, int64_t len, const T* bias,
+                   const T* scale, bool relu) {
+  using F = opmath_t<T>;
+  parallel_for(Og, [=](int64_t o) {
+    const F* in = src + o * src_ld;
+    T* row = dst + o * dst_ld;
+    const F v = bias ? F(bias[o]) : F(0), s = scale ? F(scale[o]) : F(1);
+    const ReluF<F> f;
+    const auto each = [&](auto op) {
+      for (int64_t i = 0; i < len; ++i) row[i] = T(op(F(in[i])));
+    };
+    if (scale != nullptr) {
+      if (relu) each([&](F t) { return f(t * s + v); });
+      else each([&](F t) { return t * s + v; });
+    } else if (relu) {
+      each([&](F t) { return f(t + v); });
+    } else {
+      each([&](F t) { return t + v; });
     }
+  }, row_grain(len));
 }
+
 }  // namespace
 
 void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
@@ -214,40 +161,29 @@ void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor&
     conv2d_winograd_forward_cpu(out, x, w, bias, g, relu, scale, false);
     return;
   }
-  if (x.dtype() == DType::BFloat16) {
-    conv2d_forward_bf16(out, x, w, bias, g, relu, scale);
-    return;
-  }
-  dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+  cpu::dispatch_gemm_types(x.dtype(), "conv2d", [&]<class T>() {
+    constexpr bool wide_sums = !std::is_same_v<T, opmath_t<T>>;  // bfloat16: float32 band, then rounded
     const T* pw = w.data<T>();
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
     const T* ps = scale.defined() ? scale.data<T>() : nullptr;
     T* po = out.data<T>();
     const int64_t HoWo = g.Ho * g.Wo;
     std::vector<T> buffer;
+    std::vector<opmath_t<T>> sums;
     for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
       T* C = po + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
-      blas::gemm<T>(false, false, g.Og(), rows * g.Wo, g.K(), T(1), pw + grp * g.Og() * g.K(), g.K(), B, ldb, T(0), C, HoWo);
-      if (pb == nullptr && ps == nullptr && !relu) return;
       const int64_t len = rows * g.Wo;
-      parallel_for(g.Og(), [=](int64_t o) {
-        T* row = C + o * HoWo;
-        const T v = pb ? pb[grp * g.Og() + o] : T(0);
-        const ReluF<T> f;
-        if (ps != nullptr) {
-          const T s = ps[grp * g.Og() + o];
-          if (relu) {
-            for (int64_t i = 0; i < len; ++i) row[i] = f(row[i] * s + v);
-          } else {
-            for (int64_t i = 0; i < len; ++i) row[i] = row[i] * s + v;
-          }
-        } else if (relu) {
-          for (int64_t i = 0; i < len; ++i) row[i] = f(row[i] + v);
-        } else {
-          for (int64_t i = 0; i < len; ++i) row[i] += v;
-        }
-      }, row_grain(len));
-    });
+      const T* bg = pb ? pb + grp * g.Og() : nullptr;
+      const T* sg = ps ? ps + grp * g.Og() : nullptr;
+      if constexpr (wide_sums) {
+        sums.resize(static_cast<size_t>(g.Og() * len));
+        cpu::gemm_opmath<T>(false, false, g.Og(), len, g.K(), pw + grp * g.Og() * g.K(), g.K(), B, ldb, false, sums.data(), len);
+        band_epilogue<T>(sums.data(), len, C, HoWo, g.Og(), len, bg, sg, relu);
+      } else {
+        cpu::gemm_opmath<T>(false, false, g.Og(), len, g.K(), pw + grp * g.Og() * g.K(), g.K(), B, ldb, false, C, HoWo);
+        if (bg || sg || relu) band_epilogue<T>(C, HoWo, C, HoWo, g.Og(), len, bg, sg, relu);
+      }
+    }, wide_sums ? sizeof(opmath_t<T>) : 0);
   });
 }
 
@@ -256,20 +192,24 @@ void conv2d_backward_weight_kernel_cpu(const Tensor& grad_w, const Tensor& grad_
     conv2d_winograd_backward_weight_cpu(grad_w, grad_out, x, g);
     return;
   }
-  if (x.dtype() == DType::BFloat16) {
-    conv2d_backward_weight_bf16(grad_w, grad_out, x, g);
-    return;
-  }
-  dispatch_floating(x.dtype(), "conv2d_backward", [&]<class T>() {
-    T* pgw = grad_w.data<T>();
+  cpu::dispatch_gemm_types(x.dtype(), "conv2d_backward", [&]<class T>() {
+    constexpr bool wide_sums = !std::is_same_v<T, opmath_t<T>>;
     const T* pgo = grad_out.data<T>();
     const int64_t HoWo = g.Ho * g.Wo;
-    raw::fill_(grad_w, 0.0);
+    // The sums over every band and image: in grad_w itself, or in float32 for bfloat16.
+    std::vector<opmath_t<T>> wide(wide_sums ? static_cast<size_t>(g.O * g.K()) : 0, opmath_t<T>(0));
+    opmath_t<T>* acc;
+    if constexpr (wide_sums) acc = wide.data();
+    else {
+      raw::fill_(grad_w, 0.0);
+      acc = grad_w.data<T>();
+    }
     std::vector<T> buffer;
     for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
       const T* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;  // [Og, rows*Wo], ld HoWo
-      blas::gemm<T>(false, true, g.Og(), g.K(), rows * g.Wo, T(1), A, HoWo, B, ldb, T(1), pgw + grp * g.Og() * g.K(), g.K());
+      cpu::gemm_opmath<T>(false, true, g.Og(), g.K(), rows * g.Wo, A, HoWo, B, ldb, true, acc + grp * g.Og() * g.K(), g.K());
     });
+    if constexpr (wide_sums) cpu::store_rounded(grad_w.data<T>(), wide.data(), g.O * g.K(), false);
   });
 }
 
@@ -294,41 +234,47 @@ void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_o
         for (int k = 0; k < 9; ++k) dst[co * 9 + k] = src[(o * g.C + c) * 9 + (8 - k)];
       }, 4096);
     };
-    if (w.dtype() == DType::BFloat16) flip.template operator()<bfloat16>();
-    else dispatch_floating(w.dtype(), "conv2d_backward", flip);
+    cpu::dispatch_gemm_types(w.dtype(), "conv2d_backward", flip);
     conv2d_winograd_forward_cpu(grad_x, grad_out, flipped, Tensor(), t, false, Tensor(), true);
     return;
   }
-  if (w.dtype() == DType::BFloat16) {
-    conv2d_backward_input_bf16(grad_x, grad_out, w, g);
-    return;
-  }
-  dispatch_floating(w.dtype(), "conv2d_backward", [&]<class T>() {
+  cpu::dispatch_gemm_types(w.dtype(), "conv2d_backward", [&]<class T>() {
+    using F = opmath_t<T>;
+    constexpr bool wide_sums = !std::is_same_v<T, F>;
     const T* pw = w.data<T>();
     const T* pgo = grad_out.data<T>();
     T* pgx = grad_x.data<T>();
     const int64_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
-    const int64_t rows_per_band = band_rows(g, sizeof(T));
-    std::vector<T> cols;
+    const int64_t rows_per_band = band_rows(g, sizeof(F));
+    std::vector<F> cols, image(wide_sums ? static_cast<size_t>(g.Cg() * HW) : 0);
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         const T* Wg = pw + grp * g.Og() * g.K();                  // [Og, K]
         T* gx = pgx + (n * g.C + grp * g.Cg()) * HW;              // [Cg, H, W]
+        // Where the contributions are summed: grad_x itself, or a float32 image for bfloat16.
+        F* target;
+        if constexpr (wide_sums) {
+          std::fill(image.begin(), image.end(), F(0));
+          target = image.data();
+        } else {
+          target = gx;
+        }
         for (int64_t r0 = 0; r0 < g.Ho; r0 += rows_per_band) {
           const int64_t rows = std::min(rows_per_band, g.Ho - r0);
           const T* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;  // [Og, rows*Wo], ld HoWo
-          if (is_pointwise(g)) {  // the columns are the input pixels: accumulate straight into grad_x
-            blas::gemm<T>(true, false, g.K(), rows * g.Wo, g.Og(), T(1), Wg, g.K(), A, HoWo, T(1), gx + r0 * g.Wo, HW);
+          if (is_pointwise(g)) {  // the columns are the input pixels: accumulate straight into the target
+            cpu::gemm_opmath<T>(true, false, g.K(), rows * g.Wo, g.Og(), Wg, g.K(), A, HoWo, true, target + r0 * g.Wo, HW);
             continue;
           }
           cols.resize(static_cast<size_t>(g.K() * rows * g.Wo));
-          blas::gemm<T>(true, false, g.K(), rows * g.Wo, g.Og(), T(1), Wg, g.K(), A, HoWo, T(0), cols.data(), rows * g.Wo);
+          cpu::gemm_opmath<T>(true, false, g.K(), rows * g.Wo, g.Og(), Wg, g.K(), A, HoWo, false, cols.data(), rows * g.Wo);
           // Input rows that this band's windows touch.
           const int64_t h0 = std::max<int64_t>(0, r0 * g.stride_h - g.pad_h);
           const int64_t h1 = std::min<int64_t>(g.H, (r0 + rows - 1) * g.stride_h - g.pad_h + (g.kh - 1) * g.dil_h + 1);
           if (h1 <= h0) continue;
-          parallel_for(g.Cg() * (h1 - h0), Col2imRow<T>{cols.data(), gx, g, r0, rows, h0, h1 - h0}, row_grain(g.W * g.kh * g.kw));
+          parallel_for(g.Cg() * (h1 - h0), Col2imRow<F>{cols.data(), target, g, r0, rows, h0, h1 - h0}, row_grain(g.W * g.kh * g.kw));
         }
+        if constexpr (wide_sums) cpu::store_rounded(gx, image.data(), g.Cg() * HW, true);
       }
   });
 }

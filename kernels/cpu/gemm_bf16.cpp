@@ -11,6 +11,7 @@
 #include "kernels/cpu/gemm_bf16.h"
 
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -23,36 +24,16 @@ namespace tessera::cpu {
 
 namespace {
 
-bool os_saves_zmm() {
-  // XCR0: SSE (1), AVX (2), opmask (5), ZMM_Hi256 (6), Hi16_ZMM (7) state saved by the OS.
-  unsigned eax = 0, edx = 0;
-  __asm__("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-  return (eax & 0xE6u) == 0xE6u;
-}
-
 void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
   __asm__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
-}
-
-bool detect_avx512_bf16() {
-  unsigned r[4];
-  cpuid(0, 0, r);
-  if (r[0] < 7) return false;
-  cpuid(1, 0, r);
-  if (!(r[2] & (1u << 27))) return false;  // OSXSAVE
-  if (!os_saves_zmm()) return false;
-  cpuid(7, 0, r);
-  const bool f = r[1] & (1u << 16), bw = r[1] & (1u << 30), vl = r[1] & (1u << 31);
-  const unsigned max_sub = r[0];
-  if (!(f && bw && vl) || max_sub < 1) return false;
-  cpuid(7, 1, r);
-  return r[0] & (1u << 5);  // AVX512_BF16
 }
 
 bool detect_amx_bf16() {
   unsigned r[4];
   cpuid(0, 0, r);
   if (r[0] < 7) return false;
+  cpuid(1, 0, r);
+  if (!(r[2] & (1u << 27))) return false;  // OSXSAVE: without it XGETBV faults
   cpuid(7, 0, r);
   const bool tile = r[3] & (1u << 24), bf16 = r[3] & (1u << 22);
   if (!tile || !bf16) return false;
@@ -205,7 +186,9 @@ void gemm_widened(const Operand& a, const Operand& b, int64_t M, int64_t N, int6
 }  // namespace
 
 bool has_avx512_bf16() {
-  static const bool yes = detect_avx512_bf16();
+  // The compiler's runtime test also checks that the OS saves the AVX-512 state (XCR0).
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
   return yes;
 }
 
@@ -216,6 +199,19 @@ bool has_amx_bf16() {
 
 const char* gemm_bf16_kernel_name() { return has_avx512_bf16() ? "avx512_bf16" : "float32 (OpenBLAS sgemm)"; }
 
+namespace {
+
+void gemm_one_thread(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const bfloat16* A, int64_t lda,
+                     const bfloat16* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+  // op(A)(i, k) = a.at(i, k) and op(B)(k, j) = b.at(k, j).
+  const Operand a{reinterpret_cast<const uint16_t*>(A), lda, trans_a};
+  const Operand b{reinterpret_cast<const uint16_t*>(B), ldb, trans_b};
+  if (has_avx512_bf16()) gemm_avx512(a, b, M, N, K, accumulate, C, ldc);
+  else gemm_widened(a, b, M, N, K, accumulate, C, ldc);
+}
+
+}  // namespace
+
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const bfloat16* A, int64_t lda, const bfloat16* B,
                int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -224,19 +220,9 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, cons
       for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
     return;
   }
-  // op(A)(i, k) = a.at(i, k) and op(B)(k, j) = b.at(k, j).
-  const Operand a{reinterpret_cast<const uint16_t*>(A), lda, trans_a};
-  const Operand b{reinterpret_cast<const uint16_t*>(B), ldb, trans_b};
-  if (has_avx512_bf16()) gemm_avx512(a, b, M, N, K, accumulate, C, ldc);
-  else gemm_widened(a, b, M, N, K, accumulate, C, ldc);
-}
-
-void gemm_bf16_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const bfloat16* A, int64_t lda,
-                        const bfloat16* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   const int threads = num_threads();
-  const int64_t work = M * N * std::max<int64_t>(K, 1);
-  if (threads == 1 || work < 64 * 64 * 64) {
-    gemm_bf16(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  if (threads == 1 || omp_in_parallel() || M * N * K < 64 * 64 * 64) {
+    gemm_one_thread(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
     return;
   }
   if (N >= threads * NR) {  // bands of columns, whole register tiles each
@@ -245,7 +231,7 @@ void gemm_bf16_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
       const int64_t j0 = t * per, j1 = std::min(N, j0 + per);
       if (j0 >= j1) return;
       const bfloat16* Bj = trans_b ? B + j0 * ldb : B + j0;
-      gemm_bf16(trans_a, trans_b, M, j1 - j0, K, A, lda, Bj, ldb, accumulate, C + j0, ldc);
+      gemm_one_thread(trans_a, trans_b, M, j1 - j0, K, A, lda, Bj, ldb, accumulate, C + j0, ldc);
     }, 1);
   } else {  // bands of rows
     const int64_t per = (M / threads + MR - 1) / MR * MR;
@@ -253,7 +239,7 @@ void gemm_bf16_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
       const int64_t i0 = t * per, i1 = std::min(M, i0 + per);
       if (i0 >= i1) return;
       const bfloat16* Ai = trans_a ? A + i0 : A + i0 * lda;
-      gemm_bf16(trans_a, trans_b, i1 - i0, N, K, Ai, lda, B, ldb, accumulate, C + i0 * ldc, ldc);
+      gemm_one_thread(trans_a, trans_b, i1 - i0, N, K, Ai, lda, B, ldb, accumulate, C + i0 * ldc, ldc);
     }, 1);
   }
 }

@@ -6,8 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
+#include "core/dtype.h"
 #include "core/half.h"
+#include "core/parallel.h"
+#include "kernels/cpu/blas.h"
 
 namespace tessera::cpu {
 
@@ -17,15 +21,39 @@ bool has_avx512_bf16();
 bool has_amx_bf16();
 
 // C[M, N] = op(A)[M, K] op(B)[K, N] (+ C if accumulate), all row-major: op(A) is A (lda >= K) or,
-// with trans_a, the transpose of the stored [K, M] matrix (lda >= M); the same for B. One thread
-// (callers run it inside their own parallel loops).
+// with trans_a, the transpose of the stored [K, M] matrix (lda >= M); the same for B. As OpenBLAS:
+// on every thread of parallel_for (bands of C's columns, or of its rows when C is narrow) when
+// called outside a parallel region, on the calling thread inside one.
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const bfloat16* A, int64_t lda, const bfloat16* B,
                int64_t ldb, bool accumulate, float* C, int64_t ldc);
 
-// The same on every thread of parallel_for: each takes a band of C's columns (or of its rows when
-// C is narrow).
-void gemm_bf16_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const bfloat16* A, int64_t lda,
-                        const bfloat16* B, int64_t ldb, bool accumulate, float* C, int64_t ldc);
+// The CPU kernels' one GEMM over their storage types, into opmath_t<T>: OpenBLAS for float32 and
+// float64, gemm_bf16 (float32 result) for bfloat16.
+template <class T>
+void gemm_opmath(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                 bool accumulate, opmath_t<T>* C, int64_t ldc) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    gemm_bf16(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  } else {
+    blas::gemm<T>(trans_a, trans_b, M, N, K, T(1), A, lda, B, ldb, accumulate ? T(1) : T(0), C, ldc);
+  }
+}
+
+// dst[i] = dst[i] + src[i] (accumulate) or src[i], rounded to T: a bfloat16 result from its
+// float32 sums.
+template <class T>
+void store_rounded(T* dst, const opmath_t<T>* src, int64_t n, bool accumulate) {
+  if (accumulate) parallel_for(n, [=](int64_t i) { dst[i] = T(opmath_t<T>(dst[i]) + src[i]); });
+  else parallel_for(n, [=](int64_t i) { dst[i] = T(src[i]); });
+}
+
+// Calls f.template operator()<T>() for the storage types gemm_opmath takes (float32, float64,
+// bfloat16); an Error naming op for any other.
+template <class F>
+void dispatch_gemm_types(DType d, const char* op, F&& f) {
+  if (d == DType::BFloat16) f.template operator()<bfloat16>();
+  else dispatch_floating(d, op, f);
+}
 
 // Which kernel gemm_bf16 runs here: "avx512_bf16" or "float32 (OpenBLAS sgemm)".
 const char* gemm_bf16_kernel_name();

@@ -219,25 +219,6 @@ void transform_filter_gradients(const opmath_t<T>* dU, T* gw, const Conv2dGeomet
   }, 4096);
 }
 
-// M[O, T] (float) = U[O, C] V[C, T] (+ M): OpenBLAS for float32/float64, the bfloat16 GEMM
-// (float32 sums) for bfloat16. One thread.
-template <class T>
-void tile_gemm(bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, bool accumulate,
-               opmath_t<T>* C, int64_t ldc) {
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    cpu::gemm_bf16(false, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
-  } else {
-    blas::gemm<T>(false, trans_b, M, N, K, T(1), A, lda, B, ldb, accumulate ? T(1) : T(0), C, ldc);
-  }
-}
-
-// The dtypes Winograd runs in: float32, float64, and bfloat16 on CPUs with AVX512-BF16.
-template <class F>
-void dispatch_winograd(DType d, const char* op, F&& f) {
-  if (d == DType::BFloat16) f.template operator()<bfloat16>();
-  else dispatch_floating(d, op, f);
-}
-
 // Tile rows per band: the band's two transformed matrices (C and O channels) stay under ~8 MiB
 // together (as the im2col bands).
 int64_t band_tile_rows(const Conv2dGeometry& g, const TileGrid& grid, size_t elem) {
@@ -258,7 +239,7 @@ bool conv2d_winograd_applies(const Conv2dGeometry& g) {
 
 void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g,
                                  bool relu, const Tensor& scale, bool accumulate) {
-  dispatch_winograd(x.dtype(), "conv2d", [&]<class T>() {
+  cpu::dispatch_gemm_types(x.dtype(), "conv2d", [&]<class T>() {
     const TileGrid grid(g);
     std::vector<T> U(static_cast<size_t>(kTile * g.O * g.C));
     transform_filters(w.data<T>(), U.data(), g);
@@ -270,11 +251,11 @@ void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tenso
       V.resize(static_cast<size_t>(kTile * g.C * T_band));
       M.resize(static_cast<size_t>(kTile * g.O * T_band));
       parallel_for(g.C * rows, InputTransformRow<T>{x.data<T>(), V.data(), g, grid, R0, T_band}, 1);
-      // One single-threaded GEMM per tile position on each thread (OpenBLAS runs single-threaded
-      // inside an OpenMP region): no synchronisation inside the 16 products.
+      // One single-threaded GEMM per tile position on each thread (OpenBLAS and gemm_bf16 run
+      // single-threaded inside an OpenMP region): no synchronisation inside the 16 products.
       parallel_for(kTile, [&](int64_t xi) {
-        tile_gemm<T>(false, g.O, T_band, g.C, U.data() + xi * g.O * g.C, g.C, V.data() + xi * g.C * T_band, T_band, false,
-                     M.data() + xi * g.O * T_band, T_band);
+        cpu::gemm_opmath<T>(false, false, g.O, T_band, g.C, U.data() + xi * g.O * g.C, g.C, V.data() + xi * g.C * T_band,
+                            T_band, false, M.data() + xi * g.O * T_band, T_band);
       }, 1);
       parallel_for(g.O * rows,
                    OutputTransformRow<T>{M.data(), out.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
@@ -287,7 +268,7 @@ void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tenso
 // over the bands, then grad_w = G^T dU G. Exact for any 3x3 stride-1 convolution, whichever way its
 // forward ran.
 void conv2d_winograd_backward_weight_cpu(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x, const Conv2dGeometry& g) {
-  dispatch_winograd(x.dtype(), "conv2d_backward", [&]<class T>() {
+  cpu::dispatch_gemm_types(x.dtype(), "conv2d_backward", [&]<class T>() {
     const TileGrid grid(g);
     const int64_t rows_total = g.N * grid.th, band = band_tile_rows(g, grid, sizeof(T));
     std::vector<opmath_t<T>> dU(static_cast<size_t>(kTile * g.O * g.C));
@@ -299,8 +280,8 @@ void conv2d_winograd_backward_weight_cpu(const Tensor& grad_w, const Tensor& gra
       parallel_for(g.C * rows, InputTransformRow<T>{x.data<T>(), V.data(), g, grid, R0, T_band}, 1);
       parallel_for(g.O * rows, GradOutputTransformRow<T>{grad_out.data<T>(), dM.data(), g, grid, R0, T_band}, 1);
       parallel_for(kTile, [&](int64_t xi) {
-        tile_gemm<T>(true, g.O, g.C, T_band, dM.data() + xi * g.O * T_band, T_band, V.data() + xi * g.C * T_band, T_band, R0 > 0,
-                     dU.data() + xi * g.O * g.C, g.C);
+        cpu::gemm_opmath<T>(false, true, g.O, g.C, T_band, dM.data() + xi * g.O * T_band, T_band, V.data() + xi * g.C * T_band,
+                            T_band, R0 > 0, dU.data() + xi * g.O * g.C, g.C);
       }, 1);
     }
     transform_filter_gradients(dU.data(), grad_w.data<T>(), g);
