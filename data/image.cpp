@@ -20,6 +20,7 @@
 #include "autograd/ops.h"
 #include "core/file_io.h"
 #include "core/view.h"
+#include "data/tiff.h"
 
 namespace tessera {
 
@@ -31,7 +32,7 @@ Format sniff(const unsigned char* p, size_t n, const std::string& name) {
   if (n >= 8 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return Format::Png;
   if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return Format::Jpeg;
   if (n >= 2 && p[0] == 'B' && p[1] == 'M') return Format::Bmp;
-  TS_ERROR(name, ": unsupported or unrecognised image format (tessera reads PNG, JPEG and BMP)");
+  TS_ERROR(name, ": unsupported or unrecognised image format (tessera reads PNG, JPEG, BMP and TIFF)");
 }
 
 // What the walks of a file's structure learn: enough to bound the pixels its data can hold, and
@@ -315,11 +316,19 @@ void decode_pixels(const unsigned char* p, const Header& hd, const std::string& 
   }
 }
 
+// A one-page stack as its page; a multi-page TIFF is an Error that names the stack reader.
+Tensor single_page(const Tensor& stack, const std::string& name) {
+  TS_CHECK(stack.size(0) == 1, name, ": a stack of ", stack.size(0), " pages where one image was expected (read stacks with "
+           "read_image_stack / read_label_stack; the drivers take them as --data-volume/--data-labels or predict them page by page)");
+  return stack.select(0, 0).contiguous();
+}
+
 }  // namespace
 
 Tensor decode_image(const void* data, size_t size, const std::string& name, int channels) {
   TS_CHECK(channels == 0 || channels == 1 || channels == 3 || channels == 4, name, ": channels must be 0, 1, 3 or 4, got ",
            channels);
+  if (is_tiff(data, size)) return single_page(decode_tiff(data, size, name, channels), name);
   const auto* p = static_cast<const unsigned char*>(data);
   const Header hd = read_header(p, size, name);
   const int out_c = channels == 0 ? hd.c : channels;
@@ -341,6 +350,7 @@ Tensor read_label_image(const std::string& path) {
 }
 
 Tensor decode_label_image(const void* data, size_t size, const std::string& path) {
+  if (is_tiff(data, size)) return single_page(decode_tiff_labels(data, size, path), path);
   const auto* p = static_cast<const unsigned char*>(data);
   const Header hd = read_header(p, size, path);  // the same checks as any image
   TS_CHECK(hd.format != Format::Jpeg, path, ": label images must be lossless (PNG or BMP), not JPEG");

@@ -1,5 +1,5 @@
 // Image files through stb: PNG, JPEG and BMP in (8-bit gray, gray+alpha, RGB, RGBA; 16-bit PNG),
-// PNG out. Truncated or corrupt files, missing files and other formats are an Error naming the
+// PNG out; one-page TIFFs through data/tiff.h (stacks: read_image_stack there). Truncated or corrupt files, missing files and other formats are an Error naming the
 // file and the problem.
 #pragma once
 

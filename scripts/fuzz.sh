@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets of fuzz/ (built by the `fuzz` preset into build-fuzz/) on the readers:
-# .npy, safetensors, COCO instances, COCO results (and the ranks' binary results), images.
+# .npy, safetensors, COCO instances, COCO results (and the ranks' binary results), images, TIFF.
 #   scripts/fuzz.sh [--seconds N | --runs N] [target...]
 # Each target starts from a seed corpus of tests/data's files (copied; the corpus grows in
 # build-fuzz/corpus/<target>). A finding (crash, sanitizer report, an exception other than
@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(npy safetensors coco coco_results image)
+[ ${#targets[@]} -gt 0 ] || targets=(npy safetensors coco coco_results image tiff)
 
 seeds() {
   case "$1" in
@@ -26,6 +26,7 @@ seeds() {
     coco) ls tests/data/coco/*.json tests/data/coco_eval/gt.json ;;
     coco_results) ls tests/data/coco_eval/results.json ;;
     # The files a 2 KB input can mutate from (the 4096 x 4096 masks are test fixtures, not seeds).
+    tiff) find tests/data/tiff -name "*.tif" -size -2049c | sort ;;
     image) find tests/data/images tests/data/coco \( -name '*.png' -o -name '*.jpg' -o -name '*.bmp' \) -size -2049c | sort ;;
   esac
 }
@@ -42,7 +43,7 @@ for t in "${targets[@]}"; do
   # densest coding, 1 bit a pixel): a legitimate 2 KB 1-bit PNG holds 17 M pixels, 270 MB as float
   # RGBA and ~12 s for the three decodes here; larger inputs would only add size and time.
   max_len=()
-  [ "$t" = image ] && max_len=(-max_len=2048)
+  { [ "$t" = image ] || [ "$t" = tiff ]; } && max_len=(-max_len=2048)
   log=build-fuzz/fuzz_$t.log
   start=$(date +%s)
   if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

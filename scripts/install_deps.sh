@@ -7,7 +7,7 @@
 #            fuzz targets (scripts/fuzz.sh).
 set -euo pipefail
 
-packages=(cmake ninja-build g++ libopenblas-openmp-dev libgtest-dev libbenchmark-dev libstb-dev libjpeg-dev nlohmann-json3-dev
+packages=(cmake ninja-build g++ libopenblas-openmp-dev libgtest-dev libbenchmark-dev libstb-dev libjpeg-dev libtiff-dev nlohmann-json3-dev
           libopenmpi-dev openmpi-bin)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(python3-torchvision clang libclang-rt-dev libomp-dev)

@@ -102,6 +102,20 @@ template <class F>
   }
   return ::testing::AssertionFailure() << "no Error (expected one saying '" << part << "')";
 }
+// An Error whose message holds every one of `parts`.
+template <class F>
+void expect_error(F&& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+  } catch (const Error& e) {
+    for (const std::string& p : parts) EXPECT_NE(e.message().find(p), std::string::npos) << "the Error does not say '" << p << "': " << e.message();
+    return;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a tessera::Error: " << e.what();
+    return;
+  }
+  ADD_FAILURE() << "no Error (expected one saying '" << (parts.empty() ? "" : parts[0]) << "')";
+}
 #define EXPECT_THROW_MSG(stmt, part) EXPECT_TRUE(::tessera::test::throws_error_with([&] { stmt; }, part))
 
 // Exactly equal values (and shape).
