@@ -14,7 +14,7 @@ namespace {
 bool is_image(const fs::path& p) {
   std::string e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
-  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp";
+  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".tif" || e == ".tiff";
 }
 }  // namespace
 
@@ -32,8 +32,8 @@ int64_t Subset::check(int64_t index) const {
 Sample Subset::get(int64_t index) const { return base_->get(check(index)); }
 std::string Subset::describe(int64_t index) const { return base_->describe(check(index)); }
 
-ImageMaskFolder::ImageMaskFolder(const std::string& images_dir, const std::string& masks_dir, int channels)
-    : channels_(channels) {
+ImageMaskFolder::ImageMaskFolder(const std::string& images_dir, const std::string& masks_dir, int channels, bool instance_masks)
+    : channels_(channels), instance_masks_(instance_masks) {
   TS_CHECK(fs::is_directory(images_dir), "ImageMaskFolder: '", images_dir, "' is not a directory");
   TS_CHECK(fs::is_directory(masks_dir), "ImageMaskFolder: '", masks_dir, "' is not a directory");
   std::map<std::string, std::string> masks;
@@ -49,7 +49,7 @@ ImageMaskFolder::ImageMaskFolder(const std::string& images_dir, const std::strin
     images_.push_back(p.string());
     masks_.push_back(it->second);
   }
-  TS_CHECK(!images_.empty(), "ImageMaskFolder: no images (.png, .jpg, .bmp) in '", images_dir, "'");
+  TS_CHECK(!images_.empty(), "ImageMaskFolder: no images (.png, .jpg, .bmp, .tif) in '", images_dir, "'");
 }
 
 std::string ImageMaskFolder::describe(int64_t index) const {
@@ -63,6 +63,7 @@ Sample ImageMaskFolder::get(int64_t index) const {
   s.image = read_image(images_[index], channels_);
   s.mask = read_label_image(masks_[index]);
   s.name = images_[index];
+  if (instance_masks_) set_instances(s, s.mask);
   TS_CHECK(s.mask.size(0) == s.image.size(1) && s.mask.size(1) == s.image.size(2), "ImageMaskFolder: mask '",
            masks_[index], "' is ", s.mask.size(0), "x", s.mask.size(1), " but image '", images_[index], "' is ",
            s.image.size(1), "x", s.image.size(2));

@@ -15,12 +15,15 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/file_io.h"
 #include "core/safetensors.h"
 #include "data/coco_mask.h"
 #include "data/image.h"
+#include "data/tiff.h"
+#include "eval/challenges.h"
 #include "drivers/args.h"
 #include "drivers/common.h"
 #include "drivers/draw.h"
@@ -37,7 +40,7 @@ namespace {
 bool is_image_file(const fs::path& p) {
   std::string ext = p.extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".gif", ".pgm", ".ppm", ".pnm"})
+  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".gif", ".pgm", ".ppm", ".pnm", ".tif", ".tiff"})
     if (ext == e) return true;
   return false;
 }
@@ -52,7 +55,7 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& args) {
       std::vector<std::string> found;
       for (const fs::directory_entry& e : fs::directory_iterator(a))
         if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path().string());
-      TS_CHECK(!found.empty(), "predict: the folder '", a, "' has no image files (png, jpg, bmp, tga, gif, pnm)");
+      TS_CHECK(!found.empty(), "predict: the folder '", a, "' has no image files (png, jpg, bmp, tga, gif, pnm, tif)");
       std::sort(found.begin(), found.end());
       out.insert(out.end(), found.begin(), found.end());
     } else if (!fs::exists(a, ec) && a.find_first_of("*?[") != std::string::npos) {
@@ -171,39 +174,82 @@ int run_unet(const cli::Args& args, const std::vector<std::string>& images) {
   const fs::path out = args.str("out");
   fs::create_directories(out);
   TS_CHECK(!images.empty(), "predict unet: give one or more image files, folders or patterns");
+  const bool tiff_out = args.has("tiff");
   std::vector<CocoResult> results;
+  std::vector<std::string> names;  // one per page: the file, or "file [page k]" for a stack's pages
   std::vector<std::pair<int64_t, int64_t>> sizes;
+  // A stack's pages (a multi-page TIFF: ISBI's volumes) are predicted one by one, each a page of
+  // <stem>_prob.tif and <stem>_instances.tif; one-page files may share a batch.
+  struct Pending {
+    size_t file;
+    int64_t page, pages;
+    Tensor image;
+  };
+  struct StackOut {
+    std::vector<Tensor> prob, instances;
+  };
+  std::map<size_t, StackOut> stacks;
+  std::vector<Pending> pending;
   Progress progress(images.size());
-  for (size_t first = 0; first < images.size();) {
-    // A batch: up to --batch consecutive images of the first one's size, stacked.
-    std::vector<Tensor> batch_images{read_image(images[first], static_cast<int>(o.in_channels))};
-    while (static_cast<int64_t>(batch_images.size()) < batch && first + batch_images.size() < images.size()) {
-      Tensor next = read_image(images[first + batch_images.size()], static_cast<int>(o.in_channels));
-      if (next.shape() != batch_images.front().shape()) break;  // read again as the next batch's first
-      batch_images.push_back(next);
-    }
-    const Tensor logits = predict_tiled(net, stack(batch_images, 0).to(dev), out_tile);
+  size_t files_done = 0;
+  auto flush = [&]() {
+    if (pending.empty()) return;
+    std::vector<Tensor> xs;
+    for (const Pending& p : pending) xs.push_back(p.image);
+    const Tensor logits = predict_tiled(net, stack(xs, 0).to(dev), out_tile);
     const Tensor labels_all = argmax(logits, 1).cpu(), probs_all = softmax(logits, 1).cpu();
-    for (size_t b = 0; b < batch_images.size(); ++b) {
-      const size_t i = first + b;
-      const Tensor& image = batch_images[b];
+    for (size_t b = 0; b < pending.size(); ++b) {
+      const Pending& p = pending[b];
+      const Tensor& image = p.image;
       const Tensor labels = labels_all.select(0, static_cast<int64_t>(b)), probs = probs_all.select(0, static_cast<int64_t>(b));
-      const std::string stem = (out / fs::path(images[i]).stem()).string();
+      const Tensor prob = probs.select(0, o.num_classes - 1).contiguous();
+      const Tensor instances = components4(gt(labels, 0.0));
+      std::string stem = (out / fs::path(images[p.file]).stem()).string();
+      const std::string base = stem;
+      if (p.pages > 1) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "_%03lld", (long long)p.page);
+        stem += buf;
+      }
       write_png(stem + "_labels.png", driver::label_image(labels, o.num_classes));
-      write_png(stem + "_prob.png", probs.narrow(0, o.num_classes - 1, 1));
+      write_png(stem + "_prob.png", prob.unsqueeze(0));
       write_png(stem + "_overlay.png", driver::overlay(image, labels));
-      for (CocoResult& r : unet_instances(labels, probs, static_cast<int64_t>(i) + 1)) results.push_back(std::move(r));
+      names.push_back(p.pages > 1 ? images[p.file] + " [page " + std::to_string(p.page) + "]" : images[p.file]);
+      for (CocoResult& r : unet_instances(labels, probs, static_cast<int64_t>(names.size()))) results.push_back(std::move(r));
       sizes.emplace_back(image.size(1), image.size(2));
-      std::printf("%s: %lld x %lld, foreground %.1f%% -> %s_{labels,prob,overlay}.png\n", images[i].c_str(), (long long)image.size(1),
+      std::printf("%s: %lld x %lld, foreground %.1f%% -> %s_{labels,prob,overlay}.png\n", names.back().c_str(), (long long)image.size(1),
                   (long long)image.size(2), 100.0 * mean(gt(labels, 0.0).to(kFloat32)).item<float>(), stem.c_str());
+      if (tiff_out || p.pages > 1) {
+        StackOut& so = stacks[p.file];
+        so.prob.push_back(prob);
+        so.instances.push_back(instances);
+        if (static_cast<int64_t>(so.prob.size()) == p.pages) {
+          write_tiff(base + "_prob.tif", stack(so.prob, 0));
+          write_tiff(base + "_instances.tif", stack(so.instances, 0));
+          std::printf("  -> %s_prob.tif (float32 probability of class %lld) and %s_instances.tif (16-bit 4-connected instances)%s\n",
+                      base.c_str(), (long long)(o.num_classes - 1), base.c_str(), p.pages > 1 ? (", " + std::to_string(p.pages) + " pages").c_str() : "");
+          stacks.erase(p.file);
+        }
+      }
+      if (p.page + 1 == p.pages) progress.done(++files_done);
     }
-    first += batch_images.size();
-    progress.done(first);
+    pending.clear();
+  };
+  for (size_t i = 0; i < images.size(); ++i) {
+    const Tensor pages = read_image_stack(images[i], static_cast<int>(o.in_channels));
+    const int64_t n = pages.size(0);
+    for (int64_t k = 0; k < n; ++k) {
+      const Tensor image = pages.select(0, k).contiguous();
+      if (!pending.empty() && (static_cast<int64_t>(pending.size()) >= batch || image.shape() != pending.front().image.shape())) flush();
+      pending.push_back({i, k, n, image});
+    }
+    if (n > 1) flush();  // a stack's pages are a batch of their own
   }
+  flush();
   save_coco_results((out / "results.json").string(), results);
-  save_images_json(out / "images.json", images, sizes);
-  std::printf("%zu images in %.1f s (%.2f img/s); %zu instances -> %s, images.json\n", images.size(), progress.seconds(),
-              static_cast<double>(images.size()) / std::max(progress.seconds(), 1e-9), results.size(),
+  save_images_json(out / "images.json", names, sizes);
+  std::printf("%zu images in %.1f s (%.2f img/s); %zu instances -> %s, images.json\n", names.size(), progress.seconds(),
+              static_cast<double>(names.size()) / std::max(progress.seconds(), 1e-9), results.size(),
               (out / "results.json").string().c_str());
   return 0;
 }
@@ -277,6 +323,7 @@ int run(int argc, char** argv) {
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("threads", "", "CPU threads")
       .option("out", "predictions", "output folder")
+      .flag("tiff", "U-Net: also write <name>_prob.tif (32-bit float probability of the last class: ISBI's submission format, 1 = cell) and <name>_instances.tif (16-bit instance ids: CTC's format); stacks always get them")
       .flag("verbose", "say which CPU kernels run (OpenBLAS's kernel family and who chose it)");
   driver::add_precision_option(args);
   args.parse(argc, argv);

@@ -17,6 +17,8 @@
 #include "core/safetensors.h"
 #include "data/image.h"
 #include "data/synthetic.h"
+#include "data/tiff.h"
+#include "eval/challenges.h"
 #include "drivers/common.h"
 #include "eval/coco_eval.h"
 #include "eval/segmentation.h"
@@ -632,6 +634,105 @@ TEST(Drivers, BadInputGivesAClearErrorAndExitCodeOne) {
   r = run(kPredict + " resnet", dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("unknown mode"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+// The U-Net paper's data layouts end to end: a generated Cell Tracking Challenge sequence (16-bit
+// TIFF frames, man_seg instance masks for some frames only) and a generated ISBI 2012 stack pair,
+// each trained on, predicted (TIFF out) and evaluated with the challenge's measures, which must
+// equal the measures recomputed here from the files the programs wrote.
+TEST(Drivers, CtcSequenceTrainsPredictsAndScoresSeg) {
+  const fs::path dir = scratch("ctc");
+  fs::create_directories(dir / "01");
+  fs::create_directories(dir / "01_GT" / "SEG");
+  const SyntheticCells cells(6, 31, 80, 80);
+  std::vector<int64_t> annotated{0, 2, 3, 5};
+  for (int64_t t = 0; t < 6; ++t) {
+    const Sample s = cells.get(t);
+    char name[32];
+    std::snprintf(name, sizeof name, "t%03lld.tif", (long long)t);
+    write_tiff((dir / "01" / name).string(), add(mul(s.image.select(0, 0), 65535.0), 0.5).to(kInt64));  // 16-bit frames
+    if (std::find(annotated.begin(), annotated.end(), t) == annotated.end()) continue;
+    std::snprintf(name, sizeof name, "man_seg%03lld.tif", (long long)t);
+    write_tiff((dir / "01_GT" / "SEG" / name).string(), s.instances);
+  }
+  Result r = run(kTrain + " --data " + quoted(dir / "01") + " --width 4 --depth 2 --tile 92 --iters 4 --val-every 4 --log-every 2 --workers 1 --threads 1 --out " + quoted(dir / "run"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("3 training / 1 validation images"), std::string::npos) << r.output;  // the 4 annotated frames
+  EXPECT_NE(r.output.find("challenges: CTC SEG "), std::string::npos) << r.output;
+  r = run(kPredict + " unet --tiff --model " + quoted(dir / "run" / "model.safetensors") + " --out " + quoted(dir / "res") + " " + quoted(dir / "01"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(dir / "res" / "t005_instances.tif")) << r.output;
+  ASSERT_TRUE(fs::exists(dir / "res" / "t005_prob.tif")) << r.output;
+  r = run(kEvaluate + " unet --gt " + quoted(dir / "01_GT") + " --pred " + quoted(dir / "res") + " --out " + quoted(dir / "ctc.json"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("SEG "), std::string::npos) << r.output;
+  std::vector<Tensor> ref, pred;
+  for (int64_t t : annotated) {
+    char a[32], b[32];
+    std::snprintf(a, sizeof a, "man_seg%03lld.tif", (long long)t);
+    std::snprintf(b, sizeof b, "t%03lld_instances.tif", (long long)t);
+    ref.push_back(read_label_image((dir / "01_GT" / "SEG" / a).string()));
+    pred.push_back(read_label_image((dir / "res" / b).string()));
+    EXPECT_EQ(ref.back().shape(), pred.back().shape());
+  }
+  const CtcScores want = ctc_scores(ref, pred);
+  std::ifstream in(dir / "ctc.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_DOUBLE_EQ(j["seg"].get<double>(), want.seg);
+  EXPECT_DOUBLE_EQ(j["det"].get<double>(), want.det);
+  EXPECT_EQ(j["references"].get<double>(), static_cast<double>(want.references));
+  EXPECT_GT(want.references, 8);
+  // A missing prediction is named.
+  fs::remove(dir / "res" / "t003_instances.tif");
+  r = run(kEvaluate + " unet --gt " + quoted(dir / "01_GT") + " --pred " + quoted(dir / "res"), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("no prediction for frame 3"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(Drivers, IsbiStacksTrainPredictAndScoreTheChallengeMeasures) {
+  const fs::path dir = scratch("isbi");
+  const SyntheticCells cells(5, 77, 80, 80);
+  std::vector<Tensor> volume, labels;
+  for (int64_t i = 0; i < 5; ++i) {
+    const Sample s = cells.get(i);
+    volume.push_back(add(mul(s.image.select(0, 0), 255.0), 0.5).to(kUInt8));
+    labels.push_back(mul(s.mask, 255).to(kUInt8));  // 0 = membrane, 255 = cell
+  }
+  write_tiff((dir / "train-volume.tif").string(), stack(volume));
+  write_tiff((dir / "train-labels.tif").string(), stack(labels));
+  Result r = run(kTrain + " --data-volume " + quoted(dir / "train-volume.tif") + " --data-labels " + quoted(dir / "train-labels.tif") +
+                     " --width 4 --depth 2 --tile 92 --iters 4 --val-every 4 --log-every 2 --workers 1 --threads 1 --out " + quoted(dir / "run"),
+                 dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("4 training / 1 validation images"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ISBI V_Rand "), std::string::npos) << r.output;
+  r = run(kPredict + " unet --model " + quoted(dir / "run" / "model.safetensors") + " --out " + quoted(dir / "res") + " " + quoted(dir / "train-volume.tif"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "res" / "train-volume_004_overlay.png")) << r.output;
+  const Tensor prob = read_image_stack((dir / "res" / "train-volume_prob.tif").string());
+  ASSERT_EQ(prob.shape(), (Shape{5, 1, 80, 80}));
+  r = run(kEvaluate + " unet --gt " + quoted(dir / "train-labels.tif") + " --pred " + quoted(dir / "res" / "train-volume_prob.tif") + " --out " +
+              quoted(dir / "isbi.json"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("V_Rand "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("warping error "), std::string::npos) << r.output;
+  const IsbiScores want = isbi_scores(read_label_stack((dir / "train-labels.tif").string()), prob.select(1, 0));
+  std::ifstream in(dir / "isbi.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_DOUBLE_EQ(j["v_rand"].get<double>(), want.v_rand);
+  EXPECT_DOUBLE_EQ(j["v_info"].get<double>(), want.v_info);
+  EXPECT_DOUBLE_EQ(j["warping_error"].get<double>(), want.warping_error);
+  EXPECT_DOUBLE_EQ(j["pixel_error"].get<double>(), want.pixel_error);
+  // Stacks that disagree are refused with both names.
+  write_tiff((dir / "short-labels.tif").string(), stack({labels[0], labels[1]}));
+  r = run(kTrain + " --data-volume " + quoted(dir / "train-volume.tif") + " --data-labels " + quoted(dir / "short-labels.tif") + " --iters 1 --out " +
+              quoted(dir / "bad"),
+          dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("short-labels.tif"), std::string::npos) << r.output;
   fs::remove_all(dir);
 }
 

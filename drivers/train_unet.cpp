@@ -15,6 +15,7 @@
 #include "dist/ddp.h"
 #include "drivers/args.h"
 #include "drivers/common.h"
+#include "eval/challenges.h"
 #include "eval/segmentation.h"
 #include "optim/checkpoint.h"
 #include "tessera.h"
@@ -69,6 +70,7 @@ Sample crop_tile(const Sample& s, const Tile& t, DataRng& rng) {
 
 struct ValResult {
   double iou_fg = 0, dice_fg = 0, pixel_err = 0, rand_err = 0, f1 = 0;
+  double seg = 0, det = 0, v_rand = 0, v_info = 0;  // the challenges' measures (CTC SEG/DET; ISBI V_Rand/V_Info, 2 classes)
   int64_t cells = 0, matched = 0, merged = 0, predicted = 0, ignored = 0;
   Tensor preview;
 };
@@ -77,7 +79,7 @@ ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, 
                    const std::optional<int64_t>& ignore) {
   net.eval();
   ValResult r;
-  std::vector<Tensor> preds, targets;
+  std::vector<Tensor> preds, targets, ref_instances, pred_instances, truth_slices, prob_slices;
   double rand_sum = 0;
   for (int64_t i = 0; i < val.size(); ++i) {
     Sample s = val.get(i);
@@ -100,10 +102,16 @@ ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, 
     r.merged += sc.merged;
     r.predicted += sc.predicted;
     rand_sum += rand_error(connected_components(gt(pred, 0.0)), inst);
+    const Tensor prob = softmax(logits, 1).select(0, 0).select(0, num_classes - 1).cpu();
+    ref_instances.push_back(inst);
+    pred_instances.push_back(components4(gt(pred, 0.0)));
+    if (num_classes == 2 && !ignored.defined() && sum(s.mask).item<int64_t>() > 0) {
+      truth_slices.push_back(s.mask);
+      prob_slices.push_back(prob);
+    }
     if (i == 0) {
-      Tensor prob = softmax(logits, 1).select(0, 0).narrow(0, num_classes - 1, 1).cpu();
       Tensor weight = unet_weight_map(s.mask, inst, num_classes);
-      r.preview = driver::panel({s.image, driver::overlay(s.image, pred), prob, driver::label_image(s.mask, num_classes),
+      r.preview = driver::panel({s.image, driver::overlay(s.image, pred), prob.unsqueeze(0), driver::label_image(s.mask, num_classes),
                                  div(weight, amax(weight).item<float>()).unsqueeze(0)});
     }
   }
@@ -121,6 +129,25 @@ ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, 
   r.rand_err = rand_sum / static_cast<double>(val.size());
   const double prec = r.predicted ? static_cast<double>(r.matched) / r.predicted : 0, rec = r.cells ? static_cast<double>(r.matched) / r.cells : 0;
   r.f1 = prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0;
+  const CtcScores ctc = ctc_scores(ref_instances, pred_instances);
+  r.seg = ctc.seg;
+  r.det = ctc.det;
+  if (!truth_slices.empty() && truth_slices.size() == static_cast<size_t>(val.size())) {
+    bool same = true;  // one stack when the slices agree in size, else the mean of per-image scores
+    for (const Tensor& t : truth_slices) same = same && t.shape() == truth_slices[0].shape();
+    if (same) {
+      const IsbiScores sc = isbi_scores(stack(truth_slices), stack(prob_slices), false);
+      r.v_rand = sc.v_rand, r.v_info = sc.v_info;
+    } else {
+      for (size_t k = 0; k < truth_slices.size(); ++k) {
+        const IsbiScores sc = isbi_scores(truth_slices[k], prob_slices[k], false);
+        r.v_rand += sc.v_rand / static_cast<double>(truth_slices.size());
+        r.v_info += sc.v_info / static_cast<double>(truth_slices.size());
+      }
+    }
+  } else {
+    r.v_rand = r.v_info = NAN;
+  }
   net.train();
   return r;
 }
@@ -128,7 +155,11 @@ ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, 
 int run(int argc, char** argv) {
   cli::Args args("train_unet", "Train the 2015 U-Net on synthetic touching cells (default) or a folder of images + masks.");
   args.flag("synthetic", "train on synthetic touching cells (the default when --data is not given)")
-      .option("data", "", "a folder with images/ and masks/ (label PNGs, values 0..classes-1); val/images, val/masks if present")
+      .option("data", "", "a folder with images/ and masks/ (label images, values 0..classes-1; val/images, val/masks if present), or a Cell Tracking Challenge sequence folder (01/ beside 01_GT/SEG)")
+      .flag("instances", "the masks/ of --data hold instance ids (CTC's man_seg, the Data Science Bowl's): two classes with a background line between touching instances, and the weight map from the real ids")
+      .flag("silver", "a CTC sequence's silver truth (01_ST/SEG) instead of the gold (01_GT/SEG)")
+      .option("data-volume", "", "ISBI 2012: the image stack (train-volume.tif), with --data-labels")
+      .option("data-labels", "", "ISBI 2012: the label stack (train-labels.tif: 0 = membrane, 255 = cell)")
       .option("classes", "2", "number of classes")
       .option("ignore-label", "", "a mask value left out of the loss and the metrics (e.g. 255: PASCAL VOC's object borders)")
       .option("width", "64", "channels of the first level (the paper: 64)")
@@ -164,23 +195,39 @@ int run(int argc, char** argv) {
   o.depth = args.integer("depth");
   o.batch_norm = args.has("batch-norm");
   o.dropout = args.number("dropout");
-  const bool synthetic = !args.has("data");
+  const bool isbi = args.has("data-volume") || args.has("data-labels");
+  TS_CHECK(!isbi || (args.has("data-volume") && args.has("data-labels") && !args.has("data")),
+           "train_unet: ISBI stacks need both --data-volume and --data-labels (and no --data)");
+  const bool synthetic = !args.has("data") && !isbi;
   std::shared_ptr<const Dataset> train_ds, val_ds;
-  if (synthetic) {
+  // The last 10% (at least one) of a dataset without its own validation part is held out.
+  auto hold_out = [&](std::shared_ptr<const Dataset> all, const std::string& what) {
+    TS_CHECK(all->size() >= 2, "train_unet: need at least 2 images in ", what, " (one is held out for validation)");
+    const int64_t n_val = std::max<int64_t>(1, all->size() / 10);
+    train_ds = std::make_shared<Subset>(all, 0, all->size() - n_val);
+    val_ds = std::make_shared<Subset>(all, all->size() - n_val, all->size());
+  };
+  if (isbi) {
+    hold_out(std::make_shared<IsbiStack>(args.str("data-volume"), args.str("data-labels")), args.str("data-volume"));
+    o.in_channels = train_ds->get(0).image.size(0);
+  } else if (!synthetic && CtcSequence::looks_like(args.str("data")) && !fs::is_directory(fs::path(args.str("data")) / "images")) {
+    hold_out(std::make_shared<CtcSequence>(args.str("data"), args.has("silver")), args.str("data"));
+    o.in_channels = train_ds->get(0).image.size(0);
+  } else if (synthetic) {
     const int64_t size = args.integer("image-size");
     train_ds = std::make_shared<SyntheticCells>(args.integer("train-images"), seed, size, size);
     val_ds = std::make_shared<SyntheticCells>(args.integer("val-images"), seed + 1000003, size, size);
   } else {
     const fs::path dir = args.str("data");
-    auto all = std::make_shared<ImageMaskFolder>((dir / "images").string(), (dir / "masks").string());
+    TS_CHECK(fs::is_directory(dir / "images") && fs::is_directory(dir / "masks"), "train_unet: --data '", dir.string(),
+             "' has neither images/ and masks/ nor a Cell Tracking Challenge layout (", dir.filename().string(), "_GT/SEG beside it)");
+    const bool inst = args.has("instances");
+    auto all = std::make_shared<ImageMaskFolder>((dir / "images").string(), (dir / "masks").string(), 1, inst);
     if (fs::is_directory(dir / "val" / "images")) {
       train_ds = all;
-      val_ds = std::make_shared<ImageMaskFolder>((dir / "val" / "images").string(), (dir / "val" / "masks").string());
+      val_ds = std::make_shared<ImageMaskFolder>((dir / "val" / "images").string(), (dir / "val" / "masks").string(), 1, inst);
     } else {
-      const int64_t n_val = std::max<int64_t>(1, all->size() / 10);
-      TS_CHECK(all->size() >= 2, "train_unet: need at least 2 images in ", dir.string(), " (one is held out for validation)");
-      train_ds = std::make_shared<Subset>(all, 0, all->size() - n_val);
-      val_ds = std::make_shared<Subset>(all, all->size() - n_val, all->size());
+      hold_out(all, dir.string());
     }
     o.in_channels = train_ds->get(0).image.size(0);
   }
@@ -323,13 +370,16 @@ int run(int argc, char** argv) {
                   "matched %lld, merged %lld, instance F1 %.3f\n",
                   (long long)(step + 1), last_val.iou_fg, last_val.dice_fg, last_val.pixel_err, last_val.rand_err,
                   (long long)last_val.cells, (long long)last_val.matched, (long long)last_val.merged, last_val.f1);
+      std::printf("    challenges: CTC SEG %.4f, DET %.4f | ISBI V_Rand %.4f, V_Info %.4f (thinned, best of 11 thresholds)\n",
+                  last_val.seg, last_val.det, last_val.v_rand, last_val.v_info);
       if (ignore) std::printf("  (%lld pixels of label %lld left out)\n", (long long)last_val.ignored, (long long)*ignore);
       std::fflush(stdout);
       metrics.write({{"iter", double(step + 1)}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
                      {"val_pixel_error", last_val.pixel_err}, {"val_rand_error", last_val.rand_err},
                      {"val_instance_f1", last_val.f1}, {"val_cells", double(last_val.cells)},
                      {"val_matched", double(last_val.matched)}, {"val_merged", double(last_val.merged)},
-                     {"val_ignored_pixels", double(last_val.ignored)}});
+                     {"val_ignored_pixels", double(last_val.ignored)}, {"val_seg", last_val.seg}, {"val_det", last_val.det},
+                     {"val_v_rand", last_val.v_rand}, {"val_v_info", last_val.v_info}});
       write_png((out / ("preview_" + std::to_string(step + 1) + ".png")).string(), last_val.preview);
     }
     if (((step + 1) % args.integer("save-every") == 0 || last) && world.main()) {
@@ -350,6 +400,7 @@ int run(int argc, char** argv) {
   save_module(net, (out / "model.safetensors").string(), meta);
   driver::write_json((out / "summary.json").string(), {{"iters", double(iters)}, {"seconds", clock.seconds()}, {"val_iou", last_val.iou_fg}, {"val_dice", last_val.dice_fg},
                  {"val_rand_error", last_val.rand_err}, {"val_instance_f1", last_val.f1}, {"val_merged", double(last_val.merged)},
+                 {"val_seg", last_val.seg}, {"val_det", last_val.det}, {"val_v_rand", last_val.v_rand}, {"val_v_info", last_val.v_info},
                  {"parameters", double(net.num_parameters())}},
                 {{"model", (out / "model.safetensors").string()}, {"precision", precision.name}});
   std::printf("done in %s: validation IoU(cells) %.4f, instance F1 %.3f (%lld of %lld cells matched, %lld merged). Model: %s\n",

@@ -7,6 +7,7 @@
 #include <deque>
 #include <limits>
 #include <numeric>
+#include <string>
 #include <unordered_map>
 
 #include "core/view.h"
@@ -287,30 +288,26 @@ WarpResult warp(const std::vector<uint8_t>& gt, const std::vector<double>& prob,
     int64_t p;
     float z;
   };
+  // Fiji recomputes the disagreements after each pass, in column-major order, and sorts them by
+  // confidence (stably). Only disagreements are ever flipped, and a flip ends one, so each pass's
+  // list is the previous one without the pixels it flipped, in the same order: filter instead.
   std::vector<Mismatch> mismatches;
-  int64_t before = -1;
-  for (;;) {
-    int64_t diff = 0;
-    for (int64_t p = 0; p < W2 * H2; ++p) diff += src[p] != tgt[p];
-    if (diff == 0) {
-      mismatches.clear();
-      break;
+  for (int64_t x = 1; x <= g.w; ++x)
+    for (int64_t y = 1; y <= g.h; ++y) {
+      const int64_t p = y * W2 + x;
+      if (src[p] != tgt[p]) mismatches.push_back({p, static_cast<float>(std::abs(static_cast<double>(real[p]) - th))});
     }
-    if (diff == before) break;
-    before = diff;
-    mismatches.clear();
-    for (int64_t x = 1; x <= g.w; ++x)  // Fiji's order, then the most confident first (stable)
-      for (int64_t y = 1; y <= g.h; ++y) {
-        const int64_t p = y * W2 + x;
-        if (src[p] != tgt[p]) mismatches.push_back({p, static_cast<float>(std::abs(static_cast<double>(real[p]) - th))});
-      }
-    std::stable_sort(mismatches.begin(), mismatches.end(), [](const Mismatch& a, const Mismatch& b) { return a.z > b.z; });
+  std::stable_sort(mismatches.begin(), mismatches.end(), [](const Mismatch& a, const Mismatch& b) { return a.z > b.z; });
+  for (size_t before = SIZE_MAX; !mismatches.empty() && mismatches.size() != before;) {
+    before = mismatches.size();
     for (const Mismatch& m : mismatches) {
       const int64_t p = m.p;
       const int mask = src[p - W2 - 1] | src[p - W2] << 1 | src[p - W2 + 1] << 2 | src[p - 1] << 3 | src[p + 1] << 4 |
                        src[p + W2 - 1] << 5 | src[p + W2] << 6 | src[p + W2 + 1] << 7;
       if (simple[mask]) src[p] = src[p] ? 0 : 1;
     }
+    mismatches.erase(std::remove_if(mismatches.begin(), mismatches.end(), [&](const Mismatch& m) { return src[m.p] == tgt[m.p]; }),
+                     mismatches.end());
   }
   WarpResult r;
   std::vector<uint8_t> warped(g.h * g.w);
@@ -346,27 +343,30 @@ WarpResult warp(const std::vector<uint8_t>& gt, const std::vector<double>& prob,
       std::vector<int64_t> own;
       for (int64_t q : nbrs)
         if (comp[q] == a) own.push_back(q);
-      int64_t others = static_cast<int64_t>(ids.size()) - (std::find(ids.begin(), ids.end(), a) != ids.end() ? 1 : 0);
-      int64_t groups = 0;
-      const int64_t tag = static_cast<int64_t>(k);
-      for (int64_t s : own) {
-        if (mark[s] == tag) continue;
-        ++groups;
-        mark[s] = tag;
-        stack.assign(1, s);
-        while (!stack.empty()) {
-          const int64_t q = stack.back();
-          stack.pop_back();
-          const int64_t qy = q / g.w, qx = q % g.w;
+      // ids holds a and one other id, so it is a split exactly when the pixel's own neighbours
+      // fall into two or more groups: search a without the pixel from one of them, and stop as
+      // soon as all are reached (the common case, a few steps around the pixel).
+      bool split = false;
+      if (!own.empty() && std::find(ids.begin(), ids.end(), a) != ids.end()) {
+        const int64_t tag = static_cast<int64_t>(k);
+        size_t left = own.size() - 1;
+        mark[own[0]] = tag;
+        stack.assign(1, own[0]);
+        auto is_own = [&](int64_t u) { return std::find(own.begin(), own.end(), u) != own.end(); };
+        for (size_t head = 0; head < stack.size() && left > 0;) {  // breadth first: the neighbours are near
+          const int64_t q = stack[head++];
+          const int64_t qy = q / g.w, qx = q - qy * g.w;
           const int64_t nb[4] = {qx > 0 ? q - 1 : -1, qy > 0 ? q - g.w : -1, qx + 1 < g.w ? q + 1 : -1, qy + 1 < g.h ? q + g.w : -1};
           for (int64_t u : nb)
             if (u >= 0 && u != p && comp[u] == a && mark[u] != tag) {
               mark[u] = tag;
+              if (is_own(u)) --left;
               stack.push_back(u);
             }
         }
+        split = left > 0;
       }
-      ++(others + groups > 2 ? r.splits : r.hole_deletions);
+      ++(split ? r.splits : r.hole_deletions);
     } else {
       ++(on ? r.splits : r.mergers);
     }
@@ -401,40 +401,66 @@ IsbiScores isbi_scores(const Tensor& gt_in, const Tensor& prob_in, bool with_war
   const std::vector<double> ths = isbi_thresholds();
   IsbiScores r;
   r.slices = S;
+  // Each slice at each threshold, slices in parallel (each one's work is its own); then the sums
+  // in slice order, so that the result does not depend on the thread count.
+  struct SliceScore {
+    double vrand = 0, vinfo = 0;
+    Counts rand, pixel;
+    int64_t splits = 0, mergers = 0;
+  };
+  const size_t T = ths.size();
+  std::vector<SliceScore> per(T * static_cast<size_t>(S));
+  std::vector<std::string> errors(static_cast<size_t>(S));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t s = 0; s < S; ++s) {
+    try {
+      for (size_t t = 0; t < T; ++t) {
+        const double th = ths[t];
+        SliceScore& o = per[t * S + s];
+        std::vector<uint8_t> truth(n), region(n), border(n), cell(n);
+        for (int64_t i = 0; i < n; ++i) {
+          // Fiji's casts: the labels and probabilities as float, compared with the double threshold.
+          const double gl = static_cast<float>(gv[s * n + i]), pr = static_cast<float>(pv[s * n + i]);
+          truth[i] = gl > th;
+          region[i] = pr > th;
+          border[i] = !region[i];
+          cell[i] = gl > 0;
+          o.pixel.tp += region[i] && cell[i];
+          o.pixel.fp += region[i] && !cell[i];
+          o.pixel.fn += !region[i] && cell[i];
+        }
+        const std::vector<int64_t> a = components4(truth, g);
+        const std::vector<int64_t> thinned = watershed(border, g);
+        const Counts rc = rand_counts(a, thinned);
+        o.vrand = fscore(rc.tp, rc.fp, rc.fn);
+        o.vinfo = info_fscore(a, thinned);
+        o.rand = rand_counts(a, components4(region, g));
+        if (with_warping) {
+          const std::vector<double> slice(pv.begin() + s * n, pv.begin() + (s + 1) * n);
+          const WarpResult w = warp(cell, slice, g, th);
+          o.splits = w.splits;
+          o.mergers = w.mergers;
+        }
+      }
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(s)] = "slice " + std::to_string(s) + ": " + e.what();
+    }
+  }
+  for (const std::string& e : errors) TS_CHECK(e.empty(), "isbi_scores: ", e);
   double best_vrand = -1, best_vinfo = -1, best_rand = -1, best_pixel = -1, best_warp = std::numeric_limits<double>::infinity();
-  for (double th : ths) {
+  for (size_t t = 0; t < T; ++t) {
+    const double th = ths[t];
     double vrand = 0, vinfo = 0;
     Counts rand_sum, pixel_sum;
     int64_t splits = 0, mergers = 0;
     for (int64_t s = 0; s < S; ++s) {
-      std::vector<uint8_t> truth(n), region(n), border(n), cell(n);
-      for (int64_t i = 0; i < n; ++i) {
-        // Fiji's casts: the labels and probabilities as float, compared with the double threshold.
-        const double gl = static_cast<float>(gv[s * n + i]), pr = static_cast<float>(pv[s * n + i]);
-        truth[i] = gl > th;
-        region[i] = pr > th;
-        border[i] = !region[i];
-        cell[i] = gl > 0;
-        const bool pos = region[i], real = cell[i];
-        pixel_sum.tp += pos && real;
-        pixel_sum.fp += pos && !real;
-        pixel_sum.fn += !pos && real;
-      }
-      const std::vector<int64_t> a = components4(truth, g);
-      const std::vector<int64_t> thinned = watershed(border, g);
-      const Counts rc = rand_counts(a, thinned);
-      vrand += fscore(rc.tp, rc.fp, rc.fn);
-      vinfo += info_fscore(a, thinned);
-      const Counts plain = rand_counts(a, components4(region, g));
-      rand_sum.tp += plain.tp;
-      rand_sum.fp += plain.fp;
-      rand_sum.fn += plain.fn;
-      if (with_warping) {
-        std::vector<double> slice(pv.begin() + s * n, pv.begin() + (s + 1) * n);
-        const WarpResult w = warp(cell, slice, g, th);
-        splits += w.splits;
-        mergers += w.mergers;
-      }
+      const SliceScore& o = per[t * S + s];
+      vrand += o.vrand;
+      vinfo += o.vinfo;
+      rand_sum.tp += o.rand.tp, rand_sum.fp += o.rand.fp, rand_sum.fn += o.rand.fn;
+      pixel_sum.tp += o.pixel.tp, pixel_sum.fp += o.pixel.fp, pixel_sum.fn += o.pixel.fn;
+      splits += o.splits;
+      mergers += o.mergers;
     }
     vrand /= static_cast<double>(S);
     vinfo /= static_cast<double>(S);

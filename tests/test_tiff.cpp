@@ -66,7 +66,9 @@ TEST(Tiff, EveryDepthCompressionAndLayoutEqualsTifffile) {
             ASSERT_EQ(g, want) << "page " << p << " channel " << k << " at (" << y << ", " << x << ")";
           }
     EXPECT_GT(nonzero, e.n * e.h * e.w * e.s / 2) << "a fixture of zeros would test nothing";
-    if (e.n == 1) EXPECT_EQ(read_image(tif(std::string(c.name) + ".tif")).shape(), (Shape{e.s, e.h, e.w}));
+    if (e.n == 1) {
+      EXPECT_EQ(read_image(tif(std::string(c.name) + ".tif")).shape(), (Shape{e.s, e.h, e.w}));
+    }
   }
 }
 
