@@ -51,28 +51,49 @@ int run_unet(const cli::Args& args) {
   std::map<std::string, double> values;
   if (fs::is_directory(gt_path)) {  // Cell Tracking Challenge
     if (fs::is_directory(gt_path / "SEG")) gt_path /= "SEG";
+    // CTC: man_segTTT.tif against the prediction of frame TTT. Otherwise (a folder of instance
+    // masks: the Data Science Bowl's layout) x.tif / x.png against <pred>/x_instances.tif.
+    std::vector<std::pair<std::string, std::string>> pairs;  // (reference, prediction)
     const auto truth = frames_in(gt_path, [](const std::string& n) { return n.rfind("man_seg", 0) == 0; });
-    TS_CHECK(!truth.empty(), "evaluate unet: no man_segTTT.tif in '", gt_path.string(), "'");
-    TS_CHECK(fs::is_directory(pred), "evaluate unet: --gt is a CTC folder, so --pred must be a folder of instance images, not '", pred.string(), "'");
-    const auto found = frames_in(pred, [](const std::string& n) {
-      return n.rfind("mask", 0) == 0 || n.find("_instances.") != std::string::npos;
-    });
+    TS_CHECK(fs::is_directory(pred), "evaluate unet: --gt is a folder, so --pred must be a folder of instance images, not '", pred.string(), "'");
+    if (!truth.empty()) {
+      const auto found = frames_in(pred, [](const std::string& n) {
+        return n.rfind("mask", 0) == 0 || n.find("_instances.") != std::string::npos;
+      });
+      for (const auto& [t, path] : truth) {
+        auto it = found.find(t);
+        TS_CHECK(it != found.end(), "evaluate unet: no prediction for frame ", t, " ('", path, "') in '", pred.string(),
+                 "' (expected maskTTT.tif or *TTT*_instances.tif)");
+        pairs.emplace_back(path, it->second);
+      }
+    } else {
+      std::vector<fs::path> masks;
+      for (const auto& e : fs::directory_iterator(gt_path)) {
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (e.is_regular_file() && (ext == ".tif" || ext == ".tiff" || ext == ".png")) masks.push_back(e.path());
+      }
+      std::sort(masks.begin(), masks.end());
+      TS_CHECK(!masks.empty(), "evaluate unet: no man_segTTT.tif and no instance masks (.tif, .png) in '", gt_path.string(), "'");
+      for (const fs::path& m : masks) {
+        const fs::path p = pred / (m.stem().string() + "_instances.tif");
+        TS_CHECK(fs::exists(p), "evaluate unet: no prediction '", p.string(), "' for '", m.string(), "' (predict unet --tiff writes it)");
+        pairs.emplace_back(m.string(), p.string());
+      }
+    }
     std::vector<Tensor> ref, res;
     std::vector<Tensor> ref_fg, res_fg;
-    for (const auto& [t, path] : truth) {
-      auto it = found.find(t);
-      TS_CHECK(it != found.end(), "evaluate unet: no prediction for frame ", t, " ('", path, "') in '", pred.string(),
-               "' (expected maskTTT.tif or *TTT*_instances.tif)");
+    for (const auto& [path, predicted] : pairs) {
       ref.push_back(read_label_image(path));
-      res.push_back(read_label_image(it->second));
-      TS_CHECK(ref.back().shape() == res.back().shape(), "evaluate unet: '", it->second, "' is ", shape_str(res.back().shape()),
+      res.push_back(read_label_image(predicted));
+      TS_CHECK(ref.back().shape() == res.back().shape(), "evaluate unet: '", predicted, "' is ", shape_str(res.back().shape()),
                " but '", path, "' is ", shape_str(ref.back().shape()));
       ref_fg.push_back(gt(ref.back(), 0.0).to(kInt64).flatten());
       res_fg.push_back(gt(res.back(), 0.0).to(kInt64).flatten());
     }
     const CtcScores c = ctc_scores(ref, res);
     const std::vector<double> iou = iou_per_class(cat(res_fg), cat(ref_fg), 2);
-    std::printf("Cell Tracking Challenge measures on %lld annotated frames, %lld reference objects:\n", (long long)c.frames,
+    std::printf("Cell Tracking Challenge measures on %lld annotated images, %lld reference objects:\n", (long long)c.frames,
                 (long long)c.references);
     std::printf("  SEG %.4f (mean Jaccard of the references; %lld matched at > 50%% overlap)\n", c.seg, (long long)c.matched);
     std::printf("  DET %.4f (%lld false negatives, %lld false positives, %lld splits)\n", c.det, (long long)c.false_negatives,

@@ -683,6 +683,14 @@ TEST(Drivers, CtcSequenceTrainsPredictsAndScoresSeg) {
   EXPECT_DOUBLE_EQ(j["det"].get<double>(), want.det);
   EXPECT_EQ(j["references"].get<double>(), static_cast<double>(want.references));
   EXPECT_GT(want.references, 8);
+  // A folder of instance masks named as the images (the Data Science Bowl's layout) pairs by stem.
+  fs::create_directories(dir / "masks");
+  fs::copy_file(dir / "01_GT" / "SEG" / "man_seg000.tif", dir / "masks" / "t000.tif");
+  fs::copy_file(dir / "01_GT" / "SEG" / "man_seg002.tif", dir / "masks" / "t002.tif");
+  r = run(kEvaluate + " unet --gt " + quoted(dir / "masks") + " --pred " + quoted(dir / "res") + " --out " + quoted(dir / "dsb.json"), dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::ifstream in2(dir / "dsb.json");
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(in2)["seg"].get<double>(), ctc_scores({ref[0], ref[1]}, {pred[0], pred[1]}).seg);
   // A missing prediction is named.
   fs::remove(dir / "res" / "t003_instances.tif");
   r = run(kEvaluate + " unet --gt " + quoted(dir / "01_GT") + " --pred " + quoted(dir / "res"), dir);
