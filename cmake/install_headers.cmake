@@ -4,7 +4,7 @@
 # that could clash with a user's own folders). In the source tree the same headers say
 # "core/x.h", relative to the repository root. TESSERA_SOURCE_DIR is set by the install(CODE)
 # before this script.
-set(floors core core/cuda kernels autograd layers optim dist data models eval)
+set(floors core core/cuda kernels autograd layers optim distributed data models eval)
 set(dest "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/include/tessera")
 set(headers tessera.h)
 foreach(dir ${floors})
@@ -14,7 +14,7 @@ endforeach()
 file(REMOVE_RECURSE ${dest})
 foreach(h ${headers})
   file(READ ${TESSERA_SOURCE_DIR}/${h} text)
-  string(REGEX REPLACE "#include \"(core|kernels|autograd|layers|optim|dist|data|models|eval)/" "#include \"tessera/\\1/" text "${text}")
+  string(REGEX REPLACE "#include \"(core|kernels|autograd|layers|optim|distributed|data|models|eval)/" "#include \"tessera/\\1/" text "${text}")
   get_filename_component(sub ${h} DIRECTORY)
   file(MAKE_DIRECTORY ${dest}/${sub})
   file(WRITE ${dest}/${h} "${text}")

@@ -7,7 +7,7 @@
 #include "core/allocator.h"
 #include "core/cuda.h"
 #include "core/file_io.h"
-#include "dist/dist.h"
+#include "distributed/dist.h"
 #include "kernels/conv_settings.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "core/safetensors.h"

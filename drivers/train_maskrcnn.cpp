@@ -14,7 +14,7 @@
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
-#include "dist/ddp.h"
+#include "distributed/ddp.h"
 #include "drivers/args.h"
 #include "drivers/common.h"
 #include "drivers/draw.h"

@@ -12,7 +12,7 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "data/weight_map.h"
-#include "dist/ddp.h"
+#include "distributed/ddp.h"
 #include "drivers/args.h"
 #include "drivers/common.h"
 #include "eval/challenges.h"

@@ -14,7 +14,7 @@
 
 #include "core/file_io.h"
 #include "core/parallel.h"
-#include "dist/dist.h"
+#include "distributed/dist.h"
 
 namespace tessera {
 

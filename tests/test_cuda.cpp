@@ -2,8 +2,8 @@
 // without a usable device (and fails instead under TESSERA_REQUIRE_CUDA=1).
 #include <functional>
 
-#include "dist/ddp.h"
-#include "dist/dist.h"
+#include "distributed/ddp.h"
+#include "distributed/dist.h"
 #include "test_helpers.h"
 
 namespace tessera {

@@ -6,8 +6,8 @@
 
 #include "data/synthetic.h"
 #include "data/weight_map.h"
-#include "dist/ddp.h"
-#include "dist/dist.h"
+#include "distributed/ddp.h"
+#include "distributed/dist.h"
 #include "eval/coco_eval.h"
 #include "models/mask_rcnn.h"
 #include "models/unet.h"

@@ -15,8 +15,8 @@
 
 #include "data/synthetic.h"
 #include "data/weight_map.h"
-#include "dist/ddp.h"
-#include "dist/dist.h"
+#include "distributed/ddp.h"
+#include "distributed/dist.h"
 #include "models/unet.h"
 #include "tessera.h"
 

@@ -1,12 +1,12 @@
-// The MPI world and the collectives on host tensors (dist/dist.h).
-#include "dist/dist.h"
+// The MPI world and the collectives on host tensors (distributed/dist.h).
+#include "distributed/dist.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
 #include "autograd/ops.h"
-#include "dist/nccl.h"
+#include "distributed/nccl.h"
 
 #if TESSERA_HAS_MPI
 #include <mpi.h>

@@ -19,7 +19,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "dist/dist.h"
+#include "distributed/dist.h"
 #include "layers/module.h"
 
 namespace tessera::dist {

@@ -1,5 +1,5 @@
-// DistributedDataParallel (dist/ddp.h): configuration check, broadcast, buckets, hooks.
-#include "dist/ddp.h"
+// DistributedDataParallel (distributed/ddp.h): configuration check, broadcast, buckets, hooks.
+#include "distributed/ddp.h"
 
 #include <algorithm>
 #include <chrono>

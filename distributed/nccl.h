@@ -3,7 +3,7 @@
 // that never make one (every CPU run) do not map it, and CPU-only machines do not need it.
 #pragma once
 
-#include "dist/dist.h"
+#include "distributed/dist.h"
 
 namespace tessera::dist::nccl {
 

@@ -1,6 +1,6 @@
-// NCCL for tessera::dist's GPU tensors (dist/nccl.h). CUDA builds with nccl.h only; otherwise every
+// NCCL for tessera::dist's GPU tensors (distributed/nccl.h). CUDA builds with nccl.h only; otherwise every
 // entry is an Error naming why.
-#include "dist/nccl.h"
+#include "distributed/nccl.h"
 
 #if TESSERA_HAS_CUDA && defined(TESSERA_HAS_NCCL)
 #define TESSERA_NCCL_BACKEND 1
