@@ -491,6 +491,14 @@ def write_markdown(args, report, rows, threads, torch):
         "itself and this script gives PyTorch's OpenBLAS the same choice (the line it prints).",
         "",
     ]
+    # The COCO section belongs to scripts/compare_coco_eval.py --markdown: kept as it is.
+    section = "## COCO evaluation beside pycocotools"
+    if os.path.exists(args.markdown):
+        old = open(args.markdown).read()
+        at = old.find(section)
+        if at >= 0:
+            end = old.find("\n## ", at + len(section))
+            lines += [old[at:end if end >= 0 else len(old)].rstrip("\n"), ""]
     tmp = args.markdown + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(lines))
