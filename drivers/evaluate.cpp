@@ -24,11 +24,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_tif(const fs::path& p) {
+std::string lower_extension(const fs::path& p) {
   std::string e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
-  return e == ".tif" || e == ".tiff";
+  return e;
 }
+bool is_tif(const fs::path& p) { return lower_extension(p) == ".tif" || lower_extension(p) == ".tiff"; }
 
 // The TIFFs of a folder by frame number; `want` picks the names (e.g. man_seg*, *_instances, mask*).
 std::map<int64_t, std::string> frames_in(const fs::path& dir, bool (*want)(const std::string&)) {
@@ -69,9 +70,7 @@ int run_unet(const cli::Args& args) {
     } else {
       std::vector<fs::path> masks;
       for (const auto& e : fs::directory_iterator(gt_path)) {
-        std::string ext = e.path().extension().string();
-        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-        if (e.is_regular_file() && (ext == ".tif" || ext == ".tiff" || ext == ".png")) masks.push_back(e.path());
+        if (e.is_regular_file() && (is_tif(e.path()) || lower_extension(e.path()) == ".png")) masks.push_back(e.path());
       }
       std::sort(masks.begin(), masks.end());
       TS_CHECK(!masks.empty(), "evaluate unet: no man_segTTT.tif and no instance masks (.tif, .png) in '", gt_path.string(), "'");

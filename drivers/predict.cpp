@@ -203,7 +203,7 @@ int run_unet(const cli::Args& args, const std::vector<std::string>& images) {
       const Tensor& image = p.image;
       const Tensor labels = labels_all.select(0, static_cast<int64_t>(b)), probs = probs_all.select(0, static_cast<int64_t>(b));
       const Tensor prob = probs.select(0, o.num_classes - 1).contiguous();
-      const Tensor instances = components4(gt(labels, 0.0));
+      const Tensor instances = connected_components(gt(labels, 0.0), nullptr, 4);
       std::string stem = (out / fs::path(images[p.file]).stem()).string();
       const std::string base = stem;
       if (p.pages > 1) {

@@ -104,7 +104,7 @@ ValResult validate(UNet& net, const Dataset& val, int64_t out_tile, Device dev, 
     rand_sum += rand_error(connected_components(gt(pred, 0.0)), inst);
     const Tensor prob = softmax(logits, 1).select(0, 0).select(0, num_classes - 1).cpu();
     ref_instances.push_back(inst);
-    pred_instances.push_back(components4(gt(pred, 0.0)));
+    pred_instances.push_back(connected_components(gt(pred, 0.0), nullptr, 4));
     if (num_classes == 2 && !ignored.defined() && sum(s.mask).item<int64_t>() > 0) {
       truth_slices.push_back(s.mask);
       prob_slices.push_back(prob);

@@ -28,6 +28,14 @@ Grid grid_of(const Tensor& t, const char* what) {
   return Grid{t.size(0), t.size(1)};
 }
 
+// 1 where the labels are nonzero (cells: the labels are never negative here).
+std::vector<uint8_t> nonzero_of(const Tensor& t) {
+  const std::vector<int64_t> v = ints_of(t);
+  std::vector<uint8_t> on(v.size());
+  for (size_t i = 0; i < v.size(); ++i) on[i] = v[i] != 0;
+  return on;
+}
+
 Tensor labels_tensor(const std::vector<int64_t>& v, const Grid& g) { return from_vector<int64_t>(v).reshape({g.h, g.w}); }
 
 // 4-connected components of the nonzero pixels, ids from 1 in row-major order.
@@ -169,8 +177,7 @@ struct Counts {
 
 // The foreground-restricted Rand counts with N^2 normalisation (Fiji's
 // getForegroundRestrictedRandIndexStatsN2): each proposal boundary pixel is its own segment.
-Counts rand_counts(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
-  const Contingency c = contingency(a, b);
+Counts rand_counts(const Contingency& c) {
   TS_CHECK(c.n > 0, "ISBI Rand scores: the ground-truth slice has no foreground (cell) pixels");
   const double n = c.n;
   double sum_a2 = 0, sum_b2 = 0, sum_ab2 = 0;
@@ -186,8 +193,7 @@ Counts rand_counts(const std::vector<int64_t>& a, const std::vector<int64_t>& b)
   return r;
 }
 
-double info_fscore(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
-  const Contingency c = contingency(a, b);
+double info_fscore(const Contingency& c) {
   TS_CHECK(c.n > 0, "ISBI information scores: the ground-truth slice has no foreground (cell) pixels");
   const double n = c.n, aux = c.boundary / n;
   auto xlogx = [](double p) { return p != 0 ? p * std::log(p) : 0.0; };
@@ -243,31 +249,20 @@ std::vector<double> isbi_thresholds() {
   return t;
 }
 
-Tensor components4(const Tensor& mask) {
-  const Grid g = grid_of(mask, "components4");
-  const std::vector<int64_t> v = ints_of(mask);
-  std::vector<uint8_t> on(v.size());
-  for (size_t i = 0; i < v.size(); ++i) on[i] = v[i] != 0;
-  return labels_tensor(components4(on, g), g);
-}
-
 Tensor watershed_thinning(const Tensor& border) {
   const Grid g = grid_of(border, "watershed_thinning");
-  const std::vector<int64_t> v = ints_of(border);
-  std::vector<uint8_t> b(v.size());
-  for (size_t i = 0; i < v.size(); ++i) b[i] = v[i] != 0;
-  return labels_tensor(watershed(b, g), g);
+  return labels_tensor(watershed(nonzero_of(border), g), g);
 }
 
 double rand_fscore_foreground(const Tensor& gt_labels, const Tensor& pred_labels) {
   TS_CHECK(gt_labels.shape() == pred_labels.shape(), "rand_fscore_foreground: shapes differ");
-  const Counts c = rand_counts(ints_of(gt_labels), ints_of(pred_labels));
+  const Counts c = rand_counts(contingency(ints_of(gt_labels), ints_of(pred_labels)));
   return fscore(c.tp, c.fp, c.fn);
 }
 
 double info_fscore_foreground(const Tensor& gt_labels, const Tensor& pred_labels) {
   TS_CHECK(gt_labels.shape() == pred_labels.shape(), "info_fscore_foreground: shapes differ");
-  return info_fscore(ints_of(gt_labels), ints_of(pred_labels));
+  return info_fscore(contingency(ints_of(gt_labels), ints_of(pred_labels)));
 }
 
 namespace {
@@ -382,10 +377,7 @@ WarpResult warp_ground_truth(const Tensor& gt_mask, const Tensor& prob, double t
   const Grid g = grid_of(gt_mask, "warp_ground_truth");
   TS_CHECK(prob.shape() == gt_mask.shape(), "warp_ground_truth: ground truth ", shape_str(gt_mask.shape()), " and proposal ",
            shape_str(prob.shape()), " differ in shape");
-  const std::vector<int64_t> v = ints_of(gt_mask);
-  std::vector<uint8_t> on(v.size());
-  for (size_t i = 0; i < v.size(); ++i) on[i] = v[i] > 0;
-  return warp(on, doubles_of(prob), g, threshold);
+  return warp(nonzero_of(gt_mask), doubles_of(prob), g, threshold);
 }
 
 IsbiScores isbi_scores(const Tensor& gt_in, const Tensor& prob_in, bool with_warping) {
@@ -431,10 +423,11 @@ IsbiScores isbi_scores(const Tensor& gt_in, const Tensor& prob_in, bool with_war
         }
         const std::vector<int64_t> a = components4(truth, g);
         const std::vector<int64_t> thinned = watershed(border, g);
-        const Counts rc = rand_counts(a, thinned);
+        const Contingency thin = contingency(a, thinned);  // V_Rand and V_Info share it
+        const Counts rc = rand_counts(thin);
         o.vrand = fscore(rc.tp, rc.fp, rc.fn);
-        o.vinfo = info_fscore(a, thinned);
-        o.rand = rand_counts(a, components4(region, g));
+        o.vinfo = info_fscore(thin);
+        o.rand = rand_counts(contingency(a, components4(region, g)));
         if (with_warping) {
           const std::vector<double> slice(pv.begin() + s * n, pv.begin() + (s + 1) * n);
           const WarpResult w = warp(cell, slice, g, th);

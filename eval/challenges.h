@@ -46,9 +46,8 @@ struct IsbiScores {
 // warping error is the slow one (its simple-point passes), leave it out with false.
 IsbiScores isbi_scores(const Tensor& gt, const Tensor& prob, bool warping = true);
 
-// The pieces, for one [H, W] slice, exposed for tests.
-// 4-connected components of the nonzero pixels: int64 ids 1..n in row-major order of first pixel.
-Tensor components4(const Tensor& mask);
+// The pieces, for one [H, W] slice, exposed for tests (4-connected components of a slice are
+// eval/segmentation.h's connected_components(mask, nullptr, 4)).
 // Border thinning: the 4-connected watershed of the binary image `border` (nonzero = border
 // pixel): each region (a 4-connected component of non-border pixels) floods the border pixels
 // around it; where floods meet, a 1-pixel line stays 0. int64 [H, W] labels, 0 = watershed line.

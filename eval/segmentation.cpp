@@ -92,8 +92,9 @@ double rand_error(const Tensor& a_in, const Tensor& b_in) {
   return 1.0 - agree / total;
 }
 
-Tensor connected_components(const Tensor& mask, int64_t* count) {
+Tensor connected_components(const Tensor& mask, int64_t* count, int connectivity) {
   TS_CHECK(mask.defined() && mask.dim() == 2, "connected_components: expected an [H, W] mask");
+  TS_CHECK(connectivity == 4 || connectivity == 8, "connected_components: connectivity must be 4 or 8, got ", connectivity);
   const std::vector<int64_t> m = labels_of(mask, "connected_components");
   const int64_t H = mask.size(0), W = mask.size(1);
   Tensor out = zeros({H, W}, kInt64);
@@ -111,7 +112,7 @@ Tensor connected_components(const Tensor& mask, int64_t* count) {
       for (int64_t dy = -1; dy <= 1; ++dy)
         for (int64_t dx = -1; dx <= 1; ++dx) {
           const int64_t yy = y + dy, xx = x + dx;
-          if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+          if (yy < 0 || yy >= H || xx < 0 || xx >= W || (connectivity == 4 && dy != 0 && dx != 0)) continue;
           const int64_t q = yy * W + xx;
           if (m[q] != 0 && id[q] == 0) {
             id[q] = n;

@@ -17,8 +17,9 @@ double pixel_error(const Tensor& pred, const Tensor& target);
 // 1 - Rand index over all pixel pairs of two labelings (any label values).
 double rand_error(const Tensor& a, const Tensor& b);
 
-// Connected components (8-connectivity) of the nonzero pixels of an [H, W] mask: int64 ids 1..n.
-Tensor connected_components(const Tensor& mask, int64_t* count = nullptr);
+// Connected components (8- or 4-connectivity) of the nonzero pixels of an [H, W] mask: int64 ids
+// 1..n in row-major order of their first pixel.
+Tensor connected_components(const Tensor& mask, int64_t* count = nullptr, int connectivity = 8);
 
 struct InstanceScore {
   int64_t true_cells = 0, predicted = 0, matched = 0;

@@ -68,6 +68,14 @@ TEST(SegmentationMetrics, ConnectedComponentsAndMergedCells) {
   diag.select(0, 1).select(0, 1).fill_(1);
   connected_components(diag, &n);
   EXPECT_EQ(n, 1);
+  // ... and not with 4-connectivity (the challenges' cells), where an L still is one component.
+  const Tensor four = connected_components(diag, &n, 4);
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(four.to_vector<int64_t>()[4], 2);
+  diag.select(0, 0).select(0, 1).fill_(1);
+  connected_components(diag, &n, 4);
+  EXPECT_EQ(n, 1);
+  EXPECT_THROW(connected_components(diag, &n, 6), Error);
 }
 
 }  // namespace

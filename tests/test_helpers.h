@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -102,6 +105,14 @@ template <class F>
   }
   return ::testing::AssertionFailure() << "no Error (expected one saying '" << part << "')";
 }
+// A scratch folder of this test process: <tmp>/tessera_<tag>_<pid>, created (fresh: emptied first).
+inline std::filesystem::path scratch_dir(const std::string& tag, bool fresh = false) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("tessera_" + tag + "_" + std::to_string(::getpid()));
+  if (fresh) std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 // An Error whose message holds every one of `parts`.
 template <class F>
 void expect_error(F&& f, const std::vector<std::string>& parts) {

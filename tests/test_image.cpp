@@ -16,11 +16,7 @@ namespace fs = std::filesystem;
 
 std::string img(const std::string& name) { return test::data_path("images/" + name); }
 
-std::string scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("tessera_img_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
+std::string scratch(const std::string& name) { return (test::scratch_dir("img") / name).string(); }
 
 std::string bytes_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,7 +1,5 @@
 // The paper's data layouts: instance masks made into two classes with separated instances and the
 // weight map from the real ids; CTC sequences (only annotated frames, 16-bit ids); ISBI stacks.
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "data/dataset.h"
@@ -14,12 +12,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("tessera_micro_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("micro_" + name, true); }
 
 // Two touching cells (ids 300 and 7000: 16-bit ids) and a lone one.
 Tensor touching() {
@@ -47,7 +40,9 @@ TEST(Microscopy, SeparatedInstancesNeverTouch) {
       for (int64_t dy = -1; dy <= 1; ++dy)
         for (int64_t dx = -1; dx <= 1; ++dx) {
           const int64_t yy = y + dy, xx = x + dx;
-          if (yy >= 0 && yy < H && xx >= 0 && xx < W) EXPECT_TRUE(v[yy * W + xx] == 0 || v[yy * W + xx] == id) << y << "," << x;
+          if (yy >= 0 && yy < H && xx >= 0 && xx < W) {
+            EXPECT_TRUE(v[yy * W + xx] == 0 || v[yy * W + xx] == id) << y << "," << x;
+          }
         }
     }
   EXPECT_EQ(removed, 6);  // the smaller id's column next to the larger one: a 1-pixel line

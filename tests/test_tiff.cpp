@@ -1,8 +1,6 @@
 // TIFF: tifffile-written files (scripts/make_tiff_fixtures.py) decode to exactly tifffile's values,
 // scaled by the type's range; labels keep their 16-bit ids; written TIFFs read back; malformed
 // files are refused with an Error naming the file.
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 
@@ -19,11 +17,7 @@ namespace fs = std::filesystem;
 
 std::string tif(const std::string& name) { return test::data_path("tiff/" + name); }
 
-std::string scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("tessera_tiff_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
+std::string scratch(const std::string& name) { return (test::scratch_dir("tiff") / name).string(); }
 
 struct Expected {
   int64_t n, h, w, s;
