@@ -203,7 +203,6 @@ int run_unet(const cli::Args& args, const std::vector<std::string>& images) {
       const Tensor& image = p.image;
       const Tensor labels = labels_all.select(0, static_cast<int64_t>(b)), probs = probs_all.select(0, static_cast<int64_t>(b));
       const Tensor prob = probs.select(0, o.num_classes - 1).contiguous();
-      const Tensor instances = connected_components(gt(labels, 0.0), nullptr, 4);
       std::string stem = (out / fs::path(images[p.file]).stem()).string();
       const std::string base = stem;
       if (p.pages > 1) {
@@ -222,7 +221,7 @@ int run_unet(const cli::Args& args, const std::vector<std::string>& images) {
       if (tiff_out || p.pages > 1) {
         StackOut& so = stacks[p.file];
         so.prob.push_back(prob);
-        so.instances.push_back(instances);
+        so.instances.push_back(connected_components(gt(labels, 0.0), nullptr, 4));  // only when a TIFF is written
         if (static_cast<int64_t>(so.prob.size()) == p.pages) {
           write_tiff(base + "_prob.tif", stack(so.prob, 0));
           write_tiff(base + "_instances.tif", stack(so.instances, 0));
