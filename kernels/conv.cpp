@@ -36,10 +36,20 @@ std::atomic<bool>& cpu_bf16_flag() {
   }()};
   return flag;
 }
-std::atomic<bool> cpu_winograd_bf16_flag{false};
+// TESSERA_CPU_WINOGRAD_BF16=0/1 sets the bfloat16 Winograd switch at start (default on).
+std::atomic<bool>& cpu_winograd_bf16_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* env = std::getenv("TESSERA_CPU_WINOGRAD_BF16");
+    if (env == nullptr) return true;
+    const std::string v = env;
+    TS_CHECK(v == "0" || v == "1", "TESSERA_CPU_WINOGRAD_BF16 must be 0 or 1, got '", v, "'");
+    return v == "1";
+  }()};
+  return flag;
+}
 }  // namespace
-void set_cpu_winograd_bf16(bool on) { cpu_winograd_bf16_flag.store(on); }
-bool cpu_winograd_bf16() { return cpu_winograd_bf16_flag.load(); }
+void set_cpu_winograd_bf16(bool on) { cpu_winograd_bf16_flag().store(on); }
+bool cpu_winograd_bf16() { return cpu_winograd_bf16_flag().load(); }
 void set_cpu_bf16_kernels(bool on) { cpu_bf16_flag().store(on); }
 bool cpu_bf16_kernels() { return cpu_bf16_flag().load(); }
 void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag.store(on); }

@@ -22,10 +22,13 @@ bool cpu_winograd();
 void set_cpu_bf16_kernels(bool on);
 bool cpu_bf16_kernels();
 
-// CPU: whether bfloat16 3x3 convolutions may use Winograd too (default false). Its transformed
-// tiles are rounded to bfloat16, so each output carries several bfloat16 roundings of values larger
-// than itself: about 2.5x the error of a direct bfloat16 convolution (tests/test_conv_bf16.cpp
-// measures it: relative L2 0.0042 vs 0.0017), for ~10% less time on the U-Net.
+// CPU: whether bfloat16 3x3 convolutions may use Winograd too (default true;
+// TESSERA_CPU_WINOGRAD_BF16=0/1 sets it at start). Its transformed tiles are rounded to bfloat16,
+// so each output carries a few bfloat16 roundings of values larger than itself: against float64 on
+// the same bfloat16 values, ~2.5x the error of the direct convolution (which is the output's
+// rounding alone); against the float32 network, the paper's U-Net under autocast errs 1.4x as much
+// in relative L2 as with direct convolutions (tests/test_unet.cpp measures both), for ~1.5x its
+// speed. false: im2col + GEMM, whose bfloat16 result is the float32 one on the same values rounded.
 void set_cpu_winograd_bf16(bool on);
 bool cpu_winograd_bf16();
 

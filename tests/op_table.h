@@ -45,6 +45,10 @@ struct OpCase {
   bool differentiable = true;
   double tol32 = 2e-5;  // atol and rtol for float32 results (float64: 1e-10)
   bool halves = false;  // takes bfloat16 and float16 inputs (else it must refuse them)
+  // bfloat16 results against the float32 op on the same values, rounded: rtol, and atol as a
+  // fraction of the largest expected magnitude when bf16_tol_of_largest (else absolute).
+  double bf16_tol = 1.0 / 128;
+  bool bf16_tol_of_largest = false;
 };
 
 inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }

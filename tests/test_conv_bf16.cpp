@@ -2,21 +2,29 @@
 // the vdpbf16ps GEMM where the CPU has AVX512-BF16, the same kernels over a widening GEMM
 // elsewhere) against float64 on the same bfloat16 values: forward and both gradients, over the
 // shapes that take different paths (im2col bands, pointwise, strided, dilated, grouped, padded,
-// transposed) and the fused epilogues. The bound is the op table's for bfloat16: one rounding of the
-// result (2^-8 relative) plus as much absolutely.
+// transposed) and the fused epilogues, with bfloat16 Winograd off (these are the direct kernels).
+// The bound is the op table's for bfloat16: one rounding of the result (2^-8 relative) plus as much
+// absolutely. Winograd's larger error is bounded apart.
 #include "kernels/cpu/gemm_bf16.h"
 #include "test_helpers.h"
 
 namespace tessera::test {
 namespace {
 
+// The bfloat16 kernels on, Winograd for bfloat16 as asked; both restored afterwards.
 class Bf16KernelsOn {
  public:
-  Bf16KernelsOn() : previous_(cpu_bf16_kernels()) { set_cpu_bf16_kernels(true); }
-  ~Bf16KernelsOn() { set_cpu_bf16_kernels(previous_); }
+  explicit Bf16KernelsOn(bool winograd = false) : kernels_(cpu_bf16_kernels()), winograd_(cpu_winograd_bf16()) {
+    set_cpu_bf16_kernels(true);
+    set_cpu_winograd_bf16(winograd);
+  }
+  ~Bf16KernelsOn() {
+    set_cpu_bf16_kernels(kernels_);
+    set_cpu_winograd_bf16(winograd_);
+  }
 
  private:
-  bool previous_;
+  bool kernels_, winograd_;
 };
 
 struct Geometry {
@@ -92,22 +100,33 @@ TEST(ConvBf16Kernels, MatmulMatchesFloat64) {
   EXPECT_TRUE(close(matmul(p, q).to(kFloat64), matmul(p.to(kFloat64), q.to(kFloat64)), kEps, kEps));
 }
 
-// Winograd in bfloat16 (opt-in) rounds its transformed tiles: its error, measured against float64,
-// is larger than the direct convolution's but bounded; the direct one is within a bfloat16 rounding.
-TEST(ConvBf16Kernels, WinogradTradesAccuracyOnlyWhenAskedFor) {
-  Bf16KernelsOn on;
+// Winograd in bfloat16 (the default for 3x3 stride-1 convolutions) rounds its transformed tiles:
+// its error against float64 on the same values is larger than the direct convolution's (the
+// output's rounding alone) but bounded, forward and both gradients.
+TEST(ConvBf16Kernels, WinogradErrorIsBounded) {
   Generator gen(8);
-  Tensor x = bf16_randn({1, 64, 40, 40}, &gen), w = bf16_randn({64, 64, 3, 3}, &gen);
-  const Tensor ref = conv2d(x.to(kFloat64), w.to(kFloat64), Tensor(), 1, 1);
-  ASSERT_FALSE(cpu_winograd_bf16());
-  const double direct = rel_l2(conv2d(x, w, Tensor(), 1, 1).to(kFloat64), ref);
-  set_cpu_winograd_bf16(true);
-  const double wino = rel_l2(conv2d(x, w, Tensor(), 1, 1).to(kFloat64), ref);
-  set_cpu_winograd_bf16(false);
-  GTEST_LOG_(INFO) << "relative L2 error vs float64: direct " << direct << ", Winograd " << wino;
-  EXPECT_LT(direct, 1.0 / 256);  // bfloat16's rounding of the output (2^-9 at most, ~2^-10.8 rms)
-  EXPECT_GT(wino, 1.5 * direct);
-  EXPECT_LT(wino, 8 * direct);
+  Tensor x = bf16_randn({1, 64, 40, 40}, &gen), w = bf16_randn({64, 64, 3, 3}, &gen), go = bf16_randn({1, 64, 40, 40}, &gen);
+  Tensor x64 = x.to(kFloat64).requires_grad_(), w64 = w.to(kFloat64).requires_grad_();
+  const Tensor ref = conv2d(x64, w64, Tensor(), 1, 1);
+  ref.backward(go.to(kFloat64));
+  double err[2][3];  // [direct, Winograd][output, input gradient, weight gradient]
+  for (int wino = 0; wino < 2; ++wino) {
+    Bf16KernelsOn on(wino == 1);
+    Tensor xi = x.clone().requires_grad_(), wi = w.clone().requires_grad_();
+    const Tensor y = conv2d(xi, wi, Tensor(), 1, 1);
+    y.backward(go);
+    err[wino][0] = rel_l2(y.to(kFloat64), ref);
+    err[wino][1] = rel_l2(xi.grad().to(kFloat64), x64.grad());
+    err[wino][2] = rel_l2(wi.grad().to(kFloat64), w64.grad());
+  }
+  const char* what[] = {"output", "input gradient", "weight gradient"};
+  for (int k = 0; k < 3; ++k) {
+    GTEST_LOG_(INFO) << what[k] << ": relative L2 error vs float64: direct " << err[0][k] << ", Winograd " << err[1][k];
+    EXPECT_LT(err[0][k], 1.0 / 256) << what[k];  // bfloat16's rounding of the result (~2^-10.8 rms)
+    EXPECT_LT(err[1][k], 8 * err[0][k]) << what[k];
+    EXPECT_LT(err[1][k], 1.0 / 64) << what[k];
+  }
+  EXPECT_GT(err[1][0], 1.5 * err[0][0]);  // the forward did run by Winograd
 }
 
 }  // namespace

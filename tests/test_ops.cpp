@@ -93,7 +93,8 @@ TEST_P(OpTest, NonContiguous) { check_against_reference(GetParam(), kFloat32, tr
 
 // The half rows: inputs drawn in float32 and rounded to `half`; the op on them against the float32
 // op on the same values, rounded once. One rounding of the half type apart at most (a composite op
-// may round in between: mean is a sum, then a scale).
+// may round in between: mean is a sum, then a scale), unless the case states more (bf16_tol:
+// Winograd's bfloat16 tiles).
 void check_half(const OpCase& c, DType half) {
   std::vector<Tensor> in_half, in_wide;
   for (const Tensor& t : make_inputs(c, kFloat32)) {
@@ -124,8 +125,9 @@ void check_half(const OpCase& c, DType half) {
   } else {
     EXPECT_EQ(out.dtype(), expected.dtype()) << c.name;
   }
-  const double eps = half == kBFloat16 ? 1.0 / 128 : 1.0 / 1024;  // the half's unit roundoff x 2
-  EXPECT_TRUE(close(out.to(kFloat64), host(expected.to(kFloat64)), eps, eps, true))
+  const double eps = half == kBFloat16 ? c.bf16_tol : 1.0 / 1024;  // the half's unit roundoff x 2 unless stated
+  const double atol = half == kBFloat16 && c.bf16_tol_of_largest ? eps * amax(abs(expected.to(kFloat64))).item<double>() : eps;
+  EXPECT_TRUE(close(out.to(kFloat64), host(expected.to(kFloat64)), atol, eps, true))
       << c.name << " (" << dtype_name(half) << ")";
 }
 

@@ -143,6 +143,14 @@ std::vector<OpCase> cases() {
   c.push_back(convt_case("convt_groups_dilation", {1, 4, 3, 3}, {4, 1, 2, 2}, false, {1, 0, 2, 0, 2}));
   c.push_back(convt_case("convt_rect", {2, 2, 3, 2}, {2, 2, 3, 2}, true, {{2, 1}, {1, 0}, 1, {1, 0}}));
   take_halves_by_prefix(c, {"conv"});
+  // bfloat16 Winograd rounds its transformed input and filter tiles (sums of up to 4 and 9 values)
+  // to bfloat16 too: every output carries a few roundings of products as large as the largest
+  // output, so its error is stated against that magnitude: 2^-6 of it (measured: 2^-7.5).
+  for (OpCase& k : c)
+    if (k.name.find("winograd") != std::string::npos) {
+      k.bf16_tol = 1.0 / 64;
+      k.bf16_tol_of_largest = true;
+    }
   return c;
 }
 

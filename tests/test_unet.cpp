@@ -129,6 +129,37 @@ TEST(UNet, AutocastBFloat16FollowsPyTorchsAutocast) {
   }
 }
 
+// The paper's U-Net (width 64, depth 5, random initialisation) under bfloat16 autocast, its 3x3
+// convolutions direct or by Winograd (whose transformed tiles are rounded to bfloat16 too): both
+// outputs against the float32 network's. Winograd's error is larger, but of the same order as
+// bfloat16 autocast's own error (which PyTorch's direct oneDNN convolutions also have).
+TEST(UNet, Bf16WinogradErrorIsOfTheOrderOfTheDirectConvolutions) {
+  UNetOptions o;
+  o.dropout = 0.0;
+  UNet net(o);
+  net.eval();
+  Generator gen(11);
+  const Tensor x = randn({1, 1, 252, 252}, kFloat32, &gen);
+  NoGradGuard no_grad;
+  const Tensor ref = net.forward(x);
+  const bool before = cpu_winograd_bf16();
+  double err[2], worst[2];
+  for (int wino = 0; wino < 2; ++wino) {
+    set_cpu_winograd_bf16(wino == 1);
+    AutocastGuard amp(kBFloat16);
+    const Tensor out = net.forward(x).to(kFloat32);
+    err[wino] = test::rel_l2(out, ref);
+    worst[wino] = amax(abs(sub(out, ref))).item<float>() / amax(abs(ref)).item<float>();
+  }
+  set_cpu_winograd_bf16(before);
+  std::printf("bfloat16 U-Net vs float32: relative L2 direct %.5f, Winograd %.5f; largest difference / largest value "
+              "direct %.5f, Winograd %.5f\n", err[0], err[1], worst[0], worst[1]);
+  EXPECT_GT(err[0], 0.0);
+  EXPECT_LT(err[0], 0.05);
+  EXPECT_LT(err[1], 2.0 * err[0]);
+  EXPECT_LT(worst[1], 2.0 * worst[0]);
+}
+
 TEST(UNet, MirrorPadMatchesANaiveReflection) {
   Tensor x = arange(0.0, 12.0, 1.0, kFloat32).reshape({1, 3, 4});
   Tensor p = mirror_pad(x, 4, 5, 6, 7);  // margins larger than the image: the reflection repeats

@@ -83,8 +83,8 @@ struct Col2imRow {
   }
 };
 
-// Winograd for float32/float64 unless switched off; for bfloat16 only when asked for
-// (set_cpu_winograd_bf16: its transformed tiles are rounded to bfloat16).
+// Winograd unless switched off (for bfloat16 also by set_cpu_winograd_bf16: its transformed tiles
+// are rounded to bfloat16).
 bool use_winograd(const Conv2dGeometry& g, DType d) {
   return cpu_winograd() && (d != DType::BFloat16 || cpu_winograd_bf16()) && conv2d_winograd_applies(g);
 }

@@ -55,6 +55,76 @@ void transform_filters(const T* w, T* U, const Conv2dGeometry& g) {
   }, 4096);
 }
 
+// The transforms' inner loops, each over one row with restrict-qualified rows, so that the compiler
+// vectorizes them (the tile-row functors below would otherwise run them scalar: their rows could
+// alias). The arithmetic and its order are the same as written per tile.
+
+// B^T d down the columns, in place: rows d0..d3 become t0..t3.
+template <class F>
+void vertical_input_transform(F* __restrict d0, F* __restrict d1, F* __restrict d2, F* __restrict d3, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const F a = d0[j], b = d1[j], e = d2[j], f = d3[j];
+    d0[j] = a - e;
+    d1[j] = b + e;
+    d2[j] = e - b;
+    d3[j] = b - f;
+  }
+}
+
+// (B^T d) B along one row s of tw tiles: v[k * ld + tw] for the row's four tile positions k.
+template <class F, class T>
+void horizontal_input_transform(const F* __restrict s, T* __restrict v, int64_t ld, int64_t tiles) {
+  T* __restrict v0 = v;
+  T* __restrict v1 = v + ld;
+  T* __restrict v2 = v + 2 * ld;
+  T* __restrict v3 = v + 3 * ld;
+  for (int64_t tw = 0; tw < tiles; ++tw) {
+    const F s0 = s[2 * tw], s1 = s[2 * tw + 1], s2 = s[2 * tw + 2], s3 = s[2 * tw + 3];
+    v0[tw] = T(s0 - s2);
+    v1[tw] = T(s1 + s2);
+    v2[tw] = T(s2 - s1);
+    v3[tw] = T(s1 - s3);
+  }
+}
+
+// A^T m A for a row of tiles: m[xi * ld + tw] the 16 GEMM results of tile tw, z0 and z1 the two
+// output rows (2 tiles values each, interleaved: z[2 tw], z[2 tw + 1]).
+template <class F>
+void output_transform(const F* __restrict m, int64_t ld, int64_t tiles, F* __restrict z0, F* __restrict z1) {
+  for (int64_t tw = 0; tw < tiles; ++tw) {
+    F s0[4], s1[4];  // A^T m
+    for (int j = 0; j < 4; ++j) {
+      const F m0 = m[j * ld + tw], m1 = m[(4 + j) * ld + tw], m2 = m[(8 + j) * ld + tw], m3 = m[(12 + j) * ld + tw];
+      s0[j] = m0 + m1 + m2;
+      s1[j] = m1 - m2 - m3;
+    }
+    z0[2 * tw] = s0[0] + s0[1] + s0[2];
+    z0[2 * tw + 1] = s0[1] - s0[2] - s0[3];
+    z1[2 * tw] = s1[0] + s1[1] + s1[2];
+    z1[2 * tw + 1] = s1[1] - s1[2] - s1[3];
+  }
+}
+
+// y[i] = act(z[i] * s + b) (+ y[i] when accumulating), rounded once to T.
+template <class F, class T>
+void finish_output_row(const F* __restrict z, T* __restrict y, int64_t n, F s, F b, bool scaled, bool relu, bool accumulate) {
+  const ReluF<F> f;
+  const auto each = [&](auto op) {
+    if (accumulate)
+      for (int64_t i = 0; i < n; ++i) y[i] = T(F(y[i]) + op(z[i]));
+    else
+      for (int64_t i = 0; i < n; ++i) y[i] = T(op(z[i]));
+  };
+  if (scaled) {
+    if (relu) each([&](F t) { return f(t * s + b); });
+    else each([&](F t) { return t * s + b; });
+  } else if (relu) {
+    each([&](F t) { return f(t + b); });
+  } else {
+    each([&](F t) { return t + b; });
+  }
+}
+
 // V[xi][c][t] = (B^T d B)[xi] with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], for channel c and
 // the tiles of one tile row. The four input rows are first copied into a zero-padded scratch row
 // (so the inner loops have no bounds tests), combined vertically in place, then horizontally.
@@ -88,28 +158,9 @@ struct InputTransformRow {
       std::copy(src + (lo - g.pad_w), src + (hi - g.pad_w), d[i] + lo);
       std::fill(d[i] + hi, d[i] + Wp, F(0));
     }
-    for (int64_t j = 0; j < Wp; ++j) {  // B^T d, in place: rows become t0..t3
-      const F a = d[0][j], b = d[1][j], e = d[2][j], f = d[3][j];
-      d[0][j] = a - e;
-      d[1][j] = b + e;
-      d[2][j] = e - b;
-      d[3][j] = b - f;
-    }
+    vertical_input_transform(d[0], d[1], d[2], d[3], Wp);
     const int64_t CT = g.C * T_band, base = c * T_band + r * grid.tw;
-    for (int i = 0; i < 4; ++i) {  // (B^T d) B
-      const F* s = d[i];
-      T* v0 = V + (4 * i) * CT + base;
-      T* v1 = v0 + CT;
-      T* v2 = v1 + CT;
-      T* v3 = v2 + CT;
-      for (int64_t tw = 0; tw < grid.tw; ++tw) {
-        const F s0 = s[2 * tw], s1 = s[2 * tw + 1], s2 = s[2 * tw + 2], s3 = s[2 * tw + 3];
-        v0[tw] = T(s0 - s2);
-        v1[tw] = T(s1 + s2);
-        v2[tw] = T(s2 - s1);
-        v3[tw] = T(s1 - s3);
-      }
-    }
+    for (int i = 0; i < 4; ++i) horizontal_input_transform(d[i], V + (4 * i) * CT + base, CT, grid.tw);
   }
 };
 
@@ -135,28 +186,13 @@ struct OutputTransformRow {
     const F b = bias ? F(bias[o]) : F(0);
     const F s = scale ? F(scale[o]) : F(1);
     T* y0 = out + ((n * g.O + o) * g.Ho + 2 * th) * g.Wo;
-    T* y1 = 2 * th + 1 < g.Ho ? y0 + g.Wo : nullptr;
-    const auto put = [&](T* dst, F v) {
-      v = scale ? v * s + b : v + b;
-      if (relu) v = ReluF<F>{}(v);
-      if (accumulate) *dst = T(F(*dst) + v);
-      else *dst = T(v);
-    };
-    for (int64_t tw = 0; tw < grid.tw; ++tw) {
-      F s0[4], s1[4];  // A^T m
-      for (int j = 0; j < 4; ++j) {
-        const F m0 = m[j * OT + tw], m1 = m[(4 + j) * OT + tw], m2 = m[(8 + j) * OT + tw], m3 = m[(12 + j) * OT + tw];
-        s0[j] = m0 + m1 + m2;
-        s1[j] = m1 - m2 - m3;
-      }
-      const bool second = 2 * tw + 1 < g.Wo;
-      put(y0 + 2 * tw, s0[0] + s0[1] + s0[2]);
-      if (second) put(y0 + 2 * tw + 1, s0[1] - s0[2] - s0[3]);
-      if (y1) {
-        put(y1 + 2 * tw, s1[0] + s1[1] + s1[2]);
-        if (second) put(y1 + 2 * tw + 1, s1[1] - s1[2] - s1[3]);
-      }
-    }
+    thread_local std::vector<F> scratch;  // the tile row's two output rows, 2 tw values each
+    scratch.resize(static_cast<size_t>(4 * grid.tw));
+    F* z0 = scratch.data();
+    F* z1 = z0 + 2 * grid.tw;
+    output_transform(m, OT, grid.tw, z0, z1);
+    finish_output_row(z0, y0, g.Wo, s, b, scale != nullptr, relu, accumulate);
+    if (2 * th + 1 < g.Ho) finish_output_row(z1, y0 + g.Wo, g.Wo, s, b, scale != nullptr, relu, accumulate);
   }
 };
 
