@@ -31,28 +31,49 @@ struct TileGrid {
 
 // U[xi][o][c] = (G g G^T)[xi] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 // bfloat16: computed in float32 from the bfloat16 weights, each U rounded once to bfloat16.
+// p[i] in opmath_t<T>; a bfloat16 read through its bits, which the vectorizer can load as integers
+// (it has no vector type for the struct).
+template <class T>
+inline opmath_t<T> widen(const T* p, int64_t i) {
+  if constexpr (std::is_same_v<T, bfloat16>) return half_bits::bf16_to_float(reinterpret_cast<const uint16_t*>(p)[i]);
+  else return p[i];
+}
+
+// Blocks of 64 (o, c) pairs: the block's 16 x 64 transformed values are computed into a local
+// array (a loop the compiler vectorizes across the pairs), then stored as 16 contiguous runs.
 template <class T>
 void transform_filters(const T* w, T* U, const Conv2dGeometry& g) {
   using F = opmath_t<T>;
+  constexpr int64_t kBlock = 64;
   const int64_t OC = g.O * g.C;
-  parallel_for(OC, [=](int64_t oc) {
-    const T* k = w + oc * 9;
-    F t[4][3];  // G g
-    for (int j = 0; j < 3; ++j) {
-      const F k0 = k[j], k1 = k[3 + j], k2 = k[6 + j];
-      t[0][j] = k0;
-      t[1][j] = F(0.5) * (k0 + k1 + k2);
-      t[2][j] = F(0.5) * (k0 - k1 + k2);
-      t[3][j] = k2;
+  parallel_chunks((OC + kBlock - 1) / kBlock, 16, [=](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t oc0 = blk * kBlock, n = std::min(kBlock, OC - oc0);
+      F u[16][kBlock];
+      const T* wb = w + oc0 * 9;
+      for (int64_t q = 0; q < n; ++q) {
+        const T* k = wb + q * 9;
+        F t[4][3];  // G g
+        for (int j = 0; j < 3; ++j) {
+          const F k0 = widen(k, j), k1 = widen(k, 3 + j), k2 = widen(k, 6 + j);
+          t[0][j] = k0;
+          t[1][j] = F(0.5) * (k0 + k1 + k2);
+          t[2][j] = F(0.5) * (k0 - k1 + k2);
+          t[3][j] = k2;
+        }
+        for (int i = 0; i < 4; ++i) {  // (G g) G^T
+          u[4 * i][q] = t[i][0];
+          u[4 * i + 1][q] = F(0.5) * (t[i][0] + t[i][1] + t[i][2]);
+          u[4 * i + 2][q] = F(0.5) * (t[i][0] - t[i][1] + t[i][2]);
+          u[4 * i + 3][q] = t[i][2];
+        }
+      }
+      for (int xi = 0; xi < 16; ++xi) {
+        T* dst = U + xi * OC + oc0;
+        for (int64_t q = 0; q < n; ++q) dst[q] = T(u[xi][q]);
+      }
     }
-    for (int i = 0; i < 4; ++i) {  // (G g) G^T
-      T* u = U + (4 * i) * OC + oc;
-      u[0] = T(t[i][0]);
-      u[OC] = T(F(0.5) * (t[i][0] + t[i][1] + t[i][2]));
-      u[2 * OC] = T(F(0.5) * (t[i][0] - t[i][1] + t[i][2]));
-      u[3 * OC] = T(t[i][2]);
-    }
-  }, 4096);
+  });
 }
 
 // The transforms' inner loops, each over one row with restrict-qualified rows, so that the compiler
