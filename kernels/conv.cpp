@@ -14,37 +14,27 @@ namespace tessera {
 
 namespace {
 std::atomic<bool> cudnn_benchmark_flag{false};
+// A switch's value at start: the environment variable `name` ("0" or "1") if set, else `fallback`.
+bool switch_from_env(const char* name, bool fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return fallback;
+  const std::string v = env;
+  TS_CHECK(v == "0" || v == "1", name, " must be 0 or 1, got '", v, "'");
+  return v == "1";
+}
 // TESSERA_CPU_WINOGRAD=0 starts with Winograd off (to compare whole models both ways).
 std::atomic<bool>& cpu_winograd_flag() {
-  static std::atomic<bool> flag{[] {
-    const char* env = std::getenv("TESSERA_CPU_WINOGRAD");
-    if (env == nullptr) return true;
-    const std::string v = env;
-    TS_CHECK(v == "0" || v == "1", "TESSERA_CPU_WINOGRAD must be 0 or 1, got '", v, "'");
-    return v == "1";
-  }()};
+  static std::atomic<bool> flag{switch_from_env("TESSERA_CPU_WINOGRAD", true)};
   return flag;
 }
 // TESSERA_CPU_BF16=0 starts with tessera's bfloat16 kernels off, 1 on even without AVX512-BF16.
 std::atomic<bool>& cpu_bf16_flag() {
-  static std::atomic<bool> flag{[] {
-    const char* env = std::getenv("TESSERA_CPU_BF16");
-    if (env == nullptr) return cpu::has_avx512_bf16();
-    const std::string v = env;
-    TS_CHECK(v == "0" || v == "1", "TESSERA_CPU_BF16 must be 0 or 1, got '", v, "'");
-    return v == "1";
-  }()};
+  static std::atomic<bool> flag{switch_from_env("TESSERA_CPU_BF16", cpu::has_avx512_bf16())};
   return flag;
 }
-// TESSERA_CPU_WINOGRAD_BF16=0/1 sets the bfloat16 Winograd switch at start (default on).
+// TESSERA_CPU_WINOGRAD_BF16=0 starts with bfloat16 Winograd off (direct bfloat16 convolutions).
 std::atomic<bool>& cpu_winograd_bf16_flag() {
-  static std::atomic<bool> flag{[] {
-    const char* env = std::getenv("TESSERA_CPU_WINOGRAD_BF16");
-    if (env == nullptr) return true;
-    const std::string v = env;
-    TS_CHECK(v == "0" || v == "1", "TESSERA_CPU_WINOGRAD_BF16 must be 0 or 1, got '", v, "'");
-    return v == "1";
-  }()};
+  static std::atomic<bool> flag{switch_from_env("TESSERA_CPU_WINOGRAD_BF16", true)};
   return flag;
 }
 }  // namespace

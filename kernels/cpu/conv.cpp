@@ -135,21 +135,8 @@ void band_epilogue(const opmath_t<T>* src, int64_t src_ld, T* dst, int64_t dst_l
                    const T* scale, bool relu) {
   using F = opmath_t<T>;
   parallel_for(Og, [=](int64_t o) {
-    const F* in = src + o * src_ld;
-    T* row = dst + o * dst_ld;
-    const F v = bias ? F(bias[o]) : F(0), s = scale ? F(scale[o]) : F(1);
-    const ReluF<F> f;
-    const auto each = [&](auto op) {
-      for (int64_t i = 0; i < len; ++i) row[i] = T(op(F(in[i])));
-    };
-    if (scale != nullptr) {
-      if (relu) each([&](F t) { return f(t * s + v); });
-      else each([&](F t) { return t * s + v; });
-    } else if (relu) {
-      each([&](F t) { return f(t + v); });
-    } else {
-      each([&](F t) { return t + v; });
-    }
+    cpu::epilogue_row<T>(src + o * src_ld, dst + o * dst_ld, len, scale ? F(scale[o]) : F(1), bias ? F(bias[o]) : F(0),
+                         scale != nullptr, relu, false);
   }, row_grain(len));
 }
 

@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/elementwise.h"
 
 namespace tessera::cpu {
 
@@ -45,6 +46,29 @@ template <class T>
 void store_rounded(T* dst, const opmath_t<T>* src, int64_t n, bool accumulate) {
   if (accumulate) parallel_for(n, [=](int64_t i) { dst[i] = T(opmath_t<T>(dst[i]) + src[i]); });
   else parallel_for(n, [=](int64_t i) { dst[i] = T(src[i]); });
+}
+
+// One row of a convolution's epilogue: y[i] = act(z[i] * s + b) (s = 1 when !scaled), plus y[i]
+// when accumulating, rounded once to T. z may be y itself (float32/float64 results in place).
+template <class T>
+void epilogue_row(const opmath_t<T>* z, T* y, int64_t n, opmath_t<T> s, opmath_t<T> b, bool scaled, bool relu,
+                  bool accumulate) {
+  using F = opmath_t<T>;
+  const ReluF<F> f;
+  const auto each = [&](auto op) {
+    if (accumulate)
+      for (int64_t i = 0; i < n; ++i) y[i] = T(F(y[i]) + op(z[i]));
+    else
+      for (int64_t i = 0; i < n; ++i) y[i] = T(op(z[i]));
+  };
+  if (scaled) {
+    if (relu) each([&](F t) { return f(t * s + b); });
+    else each([&](F t) { return t * s + b; });
+  } else if (relu) {
+    each([&](F t) { return f(t + b); });
+  } else {
+    each([&](F t) { return t + b; });
+  }
 }
 
 // Calls f.template operator()<T>() for the storage types gemm_opmath takes (float32, float64,

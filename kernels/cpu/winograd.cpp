@@ -31,16 +31,8 @@ struct TileGrid {
 
 // U[xi][o][c] = (G g G^T)[xi] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 // bfloat16: computed in float32 from the bfloat16 weights, each U rounded once to bfloat16.
-// p[i] in opmath_t<T>; a bfloat16 read through its bits, which the vectorizer can load as integers
-// (it has no vector type for the struct).
-template <class T>
-inline opmath_t<T> widen(const T* p, int64_t i) {
-  if constexpr (std::is_same_v<T, bfloat16>) return half_bits::bf16_to_float(reinterpret_cast<const uint16_t*>(p)[i]);
-  else return p[i];
-}
-
-// Blocks of 64 (o, c) pairs: the block's 16 x 64 transformed values are computed into a local
-// array (a loop the compiler vectorizes across the pairs), then stored as 16 contiguous runs.
+// Blocks of 64 (o, c) pairs: the block's 16 x 64 transformed values go to a local array, then out
+// as 16 contiguous runs (one value OC apart per pair and position was the slow part).
 template <class T>
 void transform_filters(const T* w, T* U, const Conv2dGeometry& g) {
   using F = opmath_t<T>;
@@ -55,7 +47,7 @@ void transform_filters(const T* w, T* U, const Conv2dGeometry& g) {
         const T* k = wb + q * 9;
         F t[4][3];  // G g
         for (int j = 0; j < 3; ++j) {
-          const F k0 = widen(k, j), k1 = widen(k, 3 + j), k2 = widen(k, 6 + j);
+          const F k0 = k[j], k1 = k[3 + j], k2 = k[6 + j];
           t[0][j] = k0;
           t[1][j] = F(0.5) * (k0 + k1 + k2);
           t[2][j] = F(0.5) * (k0 - k1 + k2);
@@ -126,26 +118,6 @@ void output_transform(const F* __restrict m, int64_t ld, int64_t tiles, F* __res
   }
 }
 
-// y[i] = act(z[i] * s + b) (+ y[i] when accumulating), rounded once to T.
-template <class F, class T>
-void finish_output_row(const F* __restrict z, T* __restrict y, int64_t n, F s, F b, bool scaled, bool relu, bool accumulate) {
-  const ReluF<F> f;
-  const auto each = [&](auto op) {
-    if (accumulate)
-      for (int64_t i = 0; i < n; ++i) y[i] = T(F(y[i]) + op(z[i]));
-    else
-      for (int64_t i = 0; i < n; ++i) y[i] = T(op(z[i]));
-  };
-  if (scaled) {
-    if (relu) each([&](F t) { return f(t * s + b); });
-    else each([&](F t) { return t * s + b; });
-  } else if (relu) {
-    each([&](F t) { return f(t + b); });
-  } else {
-    each([&](F t) { return t + b; });
-  }
-}
-
 // V[xi][c][t] = (B^T d B)[xi] with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], for channel c and
 // the tiles of one tile row. The four input rows are first copied into a zero-padded scratch row
 // (so the inner loops have no bounds tests), combined vertically in place, then horizontally.
@@ -212,8 +184,8 @@ struct OutputTransformRow {
     F* z0 = scratch.data();
     F* z1 = z0 + 2 * grid.tw;
     output_transform(m, OT, grid.tw, z0, z1);
-    finish_output_row(z0, y0, g.Wo, s, b, scale != nullptr, relu, accumulate);
-    if (2 * th + 1 < g.Ho) finish_output_row(z1, y0 + g.Wo, g.Wo, s, b, scale != nullptr, relu, accumulate);
+    cpu::epilogue_row<T>(z0, y0, g.Wo, s, b, scale != nullptr, relu, accumulate);
+    if (2 * th + 1 < g.Ho) cpu::epilogue_row<T>(z1, y0 + g.Wo, g.Wo, s, b, scale != nullptr, relu, accumulate);
   }
 };
 
