@@ -24,10 +24,6 @@ std::pair<Tensor, Tensor> max_pool2d_impl(const Tensor& x_in, Int2 kernel, std::
   TS_CHECK(x_in.defined(), "max_pool2d: the input is undefined");
   TS_CHECK(x_in.dim() == 4 || x_in.dim() == 3, "max_pool2d: expected a 3-D or 4-D input, got shape ", shape_str(x_in.shape()));
   detail::check_floating("max_pool2d", x_in);
-  if (is_half(x_in.dtype())) {  // exact: a maximum of halves is a half
-    auto [y, i] = max_pool2d_impl(detail::widen_half(x_in), kernel, stride_opt, padding, dilation, ceil_mode, want_indices);
-    return {y.to(x_in.dtype()), i};
-  }
   const Int2 stride = stride_opt.value_or(kernel);
   TS_CHECK(kernel.h > 0 && kernel.w > 0, "max_pool2d: kernel_size must be positive, got (", kernel.h, ", ", kernel.w, ")");
   TS_CHECK(stride.h > 0 && stride.w > 0, "max_pool2d: stride must be positive, got (", stride.h, ", ", stride.w, ")");

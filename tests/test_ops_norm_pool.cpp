@@ -107,6 +107,7 @@ Host gn_ref(const Host& x, int64_t G, const Host* w, const Host* b, double eps) 
 std::vector<OpCase> cases() {
   std::vector<OpCase> c;
   c.push_back(pool_case("maxpool_2x2", {2, 3, 6, 8}, 2, std::nullopt, 0, 1, false));
+  c.push_back(pool_case("maxpool_2x2_odd", {1, 2, 7, 9}, 2, std::nullopt, 0, 1, false));  // last row, column uncovered
   c.push_back(pool_case("maxpool_3x3_s2_p1", {1, 2, 7, 7}, 3, 2, 1, 1, false));
   c.push_back(pool_case("maxpool_ceil_mode", {1, 2, 7, 6}, 2, 2, 0, 1, true));
   c.push_back(pool_case("maxpool_ceil_pad", {1, 1, 8, 9}, 3, 2, 1, 1, true));
