@@ -62,6 +62,10 @@ TEST(GemmBf16, MatchesFloat64SumsOfTheSameValues) {
   for (const Case& c : cases)
     for (int t = 0; t < 4; ++t) check(c, t & 1, t & 2, false, false);
   check({100, 130, 257}, false, false, true, false);
+  // A B^T with a long k and a narrow C takes the unpacked dot-product kernel: edges of its 4 x 4
+  // tile, a k tail under 32, past its k block (2048), at most 16 columns or 32 x 32.
+  for (const Case& c : {Case{13, 16, 300}, Case{5, 7, 2100}, Case{30, 31, 600}, Case{1, 1, 256}, Case{70, 9, 4111}})
+    for (bool accumulate : {false, true}) check(c, false, true, accumulate, false);
   check({9, 49, 3}, true, true, true, false);
 }
 
@@ -69,6 +73,7 @@ TEST(GemmBf16, ThreadedSplitMatchesToo) {
   check({64, 500, 96}, false, false, false, true);   // bands of columns
   check({200, 40, 96}, false, true, true, true);     // bands of rows
   check({33, 1000, 70}, true, false, false, true);
+  check({40, 16, 700}, false, true, true, true);     // bands of rows, dot kernel
 }
 
 TEST(GemmBf16, RunsTheBf16InstructionsWhereTheCpuHasThem) {
