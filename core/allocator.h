@@ -23,7 +23,7 @@ class Allocator {
 Allocator* cpu_allocator();
 
 struct CpuMemoryStats {
-  size_t allocated = 0;       // bytes of cached-size blocks in live tensors (blocks >= 1 MiB)
+  size_t allocated = 0;       // bytes of cached-size blocks handed out: live tensors and kernel scratch (blocks >= 1 MiB)
   size_t cached = 0;          // bytes held in the free lists
   size_t peak_allocated = 0;  // high-water mark of `allocated` since the last reset
   uint64_t system_allocs = 0; // large blocks taken from the system

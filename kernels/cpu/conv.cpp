@@ -1,12 +1,12 @@
 // CPU convolution: im2col + GEMM over bands of output rows; 1x1 stride-1 convolutions read the
 // input directly. See kernels/conv.h.
 #include <algorithm>
-#include <vector>
 
 #include "core/view.h"
 #include "kernels/conv.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/elementwise.h"
 
 namespace tessera {
@@ -108,7 +108,7 @@ int64_t band_rows(const Conv2dGeometry& g, size_t elem, size_t acc_elem = 0) {
 // Calls f(n, group, r0, rows, B, ldb) for every band, B being the band's column matrix [K, rows*Wo]
 // (the input itself for pointwise convolutions).
 template <class T, class F>
-void for_each_band(const T* x, const Conv2dGeometry& g, std::vector<T>& buffer, F f, size_t acc_elem = 0) {
+void for_each_band(const T* x, const Conv2dGeometry& g, cpu::Scratch<T>& buffer, F f, size_t acc_elem = 0) {
   const int64_t HW = g.H * g.W;
   const int64_t rows_per_band = band_rows(g, sizeof(T), acc_elem);
   for (int64_t n = 0; n < g.N; ++n)
@@ -155,8 +155,8 @@ void conv2d_forward_kernel_cpu(const Tensor& out, const Tensor& x, const Tensor&
     const T* ps = scale.defined() ? scale.data<T>() : nullptr;
     T* po = out.data<T>();
     const int64_t HoWo = g.Ho * g.Wo;
-    std::vector<T> buffer;
-    std::vector<opmath_t<T>> sums;
+    cpu::Scratch<T> buffer;
+    cpu::Scratch<opmath_t<T>> sums;
     for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
       T* C = po + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;
       const int64_t len = rows * g.Wo;
@@ -184,14 +184,16 @@ void conv2d_backward_weight_kernel_cpu(const Tensor& grad_w, const Tensor& grad_
     const T* pgo = grad_out.data<T>();
     const int64_t HoWo = g.Ho * g.Wo;
     // The sums over every band and image: in grad_w itself, or in float32 for bfloat16.
-    std::vector<opmath_t<T>> wide(wide_sums ? static_cast<size_t>(g.O * g.K()) : 0, opmath_t<T>(0));
+    cpu::Scratch<opmath_t<T>> wide(wide_sums ? static_cast<size_t>(g.O * g.K()) : 0);
     opmath_t<T>* acc;
-    if constexpr (wide_sums) acc = wide.data();
-    else {
+    if constexpr (wide_sums) {
+      acc = wide.data();
+      std::fill(acc, acc + wide.size(), opmath_t<T>(0));
+    } else {
       raw::fill_(grad_w, 0.0);
       acc = grad_w.data<T>();
     }
-    std::vector<T> buffer;
+    cpu::Scratch<T> buffer;
     for_each_band(x.data<T>(), g, buffer, [&](int64_t n, int64_t grp, int64_t r0, int64_t rows, const T* B, int64_t ldb) {
       const T* A = pgo + (n * g.O + grp * g.Og()) * HoWo + r0 * g.Wo;  // [Og, rows*Wo], ld HoWo
       cpu::gemm_opmath<T>(false, true, g.Og(), g.K(), rows * g.Wo, A, HoWo, B, ldb, true, acc + grp * g.Og() * g.K(), g.K());
@@ -233,7 +235,7 @@ void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_o
     T* pgx = grad_x.data<T>();
     const int64_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
     const int64_t rows_per_band = band_rows(g, sizeof(F));
-    std::vector<F> cols, image(wide_sums ? static_cast<size_t>(g.Cg() * HW) : 0);
+    cpu::Scratch<F> cols, image(wide_sums ? static_cast<size_t>(g.Cg() * HW) : 0);
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         const T* Wg = pw + grp * g.Og() * g.K();                  // [Og, K]
@@ -241,7 +243,7 @@ void conv2d_backward_input_kernel_cpu(const Tensor& grad_x, const Tensor& grad_o
         // Where the contributions are summed: grad_x itself, or a float32 image for bfloat16.
         F* target;
         if constexpr (wide_sums) {
-          std::fill(image.begin(), image.end(), F(0));
+          std::fill(image.data(), image.data() + image.size(), F(0));
           target = image.data();
         } else {
           target = gx;

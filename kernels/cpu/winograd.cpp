@@ -12,6 +12,7 @@
 #include "kernels/conv.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/elementwise.h"
 
 namespace tessera {
@@ -189,9 +190,41 @@ struct OutputTransformRow {
   }
 };
 
+// The adjoint of the output transform down the columns: t = A dY for the two output rows y0, y1
+// of a tile row, t0 = y0, t1 = y0 + y1, t2 = y0 - y1, t3 = -y1.
+template <class F>
+void vertical_grad_output_transform(const F* __restrict y0, const F* __restrict y1, F* __restrict t0, F* __restrict t1,
+                                    F* __restrict t2, F* __restrict t3, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const F a = y0[j], c = y1[j];
+    t0[j] = a;
+    t1[j] = a + c;
+    t2[j] = a - c;
+    t3[j] = -c;
+  }
+}
+
+// ... and along one row s of tw tiles (two values per tile): dm[k * ld + tw] = (t A^T)[k] for the
+// row's four tile positions k.
+template <class F, class T>
+void horizontal_grad_output_transform(const F* __restrict s, T* __restrict m, int64_t ld, int64_t tiles) {
+  T* __restrict m0 = m;
+  T* __restrict m1 = m + ld;
+  T* __restrict m2 = m + 2 * ld;
+  T* __restrict m3 = m + 3 * ld;
+  for (int64_t tw = 0; tw < tiles; ++tw) {
+    const F a = s[2 * tw], b = s[2 * tw + 1];
+    m0[tw] = T(a);
+    m1[tw] = T(a + b);
+    m2[tw] = T(a - b);
+    m3[tw] = T(-b);
+  }
+}
+
 // The adjoint of OutputTransformRow for the weight gradient: dM = A dY A^T per tile (outputs that
-// stick out of the image count as zero), for output channel o and one tile row. bfloat16: sums in
-// float32, each dM rounded once.
+// stick out of the image count as zero), for output channel o and one tile row: the two rows of
+// dY are copied into a zero-padded scratch row, then combined vertically and horizontally.
+// bfloat16: sums in float32, each dM rounded once.
 template <class T>
 struct GradOutputTransformRow {
   using F = opmath_t<T>;
@@ -203,24 +236,23 @@ struct GradOutputTransformRow {
   void operator()(int64_t job) const {
     const int64_t r = job % (T_band / grid.tw), o = job / (T_band / grid.tw);
     const int64_t R = R0 + r, n = R / grid.th, th = R % grid.th;
-    const int64_t OT = g.O * T_band;
-    T* m = dM + o * T_band + r * grid.tw;
-    const T* y0 = dy + ((n * g.O + o) * g.Ho + 2 * th) * g.Wo;
-    const T* y1 = 2 * th + 1 < g.Ho ? y0 + g.Wo : nullptr;
-    for (int64_t tw = 0; tw < grid.tw; ++tw) {
-      const bool second = 2 * tw + 1 < g.Wo;
-      const F a = y0[2 * tw], b = second ? F(y0[2 * tw + 1]) : F(0);
-      const F c = y1 ? F(y1[2 * tw]) : F(0), d = y1 && second ? F(y1[2 * tw + 1]) : F(0);
-      // t = A dY (rows: dY0, dY0 + dY1, dY0 - dY1, -dY1), then dM = t A^T (the same on columns).
-      const F t[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-      for (int i = 0; i < 4; ++i) {
-        T* row = m + (4 * i) * OT + tw;
-        row[0] = T(t[i][0]);
-        row[OT] = T(t[i][0] + t[i][1]);
-        row[2 * OT] = T(t[i][0] - t[i][1]);
-        row[3 * OT] = T(-t[i][1]);
+    const int64_t OT = g.O * T_band, Wt = 2 * grid.tw;
+    thread_local std::vector<F> scratch;
+    scratch.resize(static_cast<size_t>(6 * Wt));
+    F* y[2] = {scratch.data(), scratch.data() + Wt};
+    const T* src = dy + ((n * g.O + o) * g.Ho + 2 * th) * g.Wo;
+    for (int i = 0; i < 2; ++i) {
+      if (2 * th + i < g.Ho) {
+        std::copy(src + i * g.Wo, src + (i + 1) * g.Wo, y[i]);
+        std::fill(y[i] + g.Wo, y[i] + Wt, F(0));
+      } else {
+        std::fill(y[i], y[i] + Wt, F(0));
       }
     }
+    F* t = scratch.data() + 2 * Wt;
+    vertical_grad_output_transform(y[0], y[1], t, t + Wt, t + 2 * Wt, t + 3 * Wt, Wt);
+    T* m = dM + o * T_band + r * grid.tw;
+    for (int i = 0; i < 4; ++i) horizontal_grad_output_transform(t + i * Wt, m + (4 * i) * OT, OT, grid.tw);
   }
 };
 
@@ -270,11 +302,11 @@ void conv2d_winograd_forward_cpu(const Tensor& out, const Tensor& x, const Tenso
                                  bool relu, const Tensor& scale, bool accumulate) {
   cpu::dispatch_gemm_types(x.dtype(), "conv2d", [&]<class T>() {
     const TileGrid grid(g);
-    std::vector<T> U(static_cast<size_t>(kTile * g.O * g.C));
+    cpu::Scratch<T> U(static_cast<size_t>(kTile * g.O * g.C));
     transform_filters(w.data<T>(), U.data(), g);
     const int64_t rows_total = g.N * grid.th, band = band_tile_rows(g, grid, sizeof(T));
-    std::vector<T> V;
-    std::vector<opmath_t<T>> M;
+    cpu::Scratch<T> V;
+    cpu::Scratch<opmath_t<T>> M;
     for (int64_t R0 = 0; R0 < rows_total; R0 += band) {
       const int64_t rows = std::min(band, rows_total - R0), T_band = rows * grid.tw;
       V.resize(static_cast<size_t>(kTile * g.C * T_band));
@@ -300,8 +332,8 @@ void conv2d_winograd_backward_weight_cpu(const Tensor& grad_w, const Tensor& gra
   cpu::dispatch_gemm_types(x.dtype(), "conv2d_backward", [&]<class T>() {
     const TileGrid grid(g);
     const int64_t rows_total = g.N * grid.th, band = band_tile_rows(g, grid, sizeof(T));
-    std::vector<opmath_t<T>> dU(static_cast<size_t>(kTile * g.O * g.C));
-    std::vector<T> V, dM;
+    cpu::Scratch<opmath_t<T>> dU(static_cast<size_t>(kTile * g.O * g.C));
+    cpu::Scratch<T> V, dM;
     for (int64_t R0 = 0; R0 < rows_total; R0 += band) {
       const int64_t rows = std::min(band, rows_total - R0), T_band = rows * grid.tw;
       V.resize(static_cast<size_t>(kTile * g.C * T_band));
