@@ -19,7 +19,9 @@ class Allocator {
 
 // 64-byte aligned host memory (one cache line; the widest AVX-512 load). Blocks of 1 MiB and more
 // are cached on size-binned free lists when freed (TESSERA_CPU_CACHE_MB caps the cache, default
-// 4096, 0 = off; always off under AddressSanitizer).
+// 4096, 0 = off; always off under AddressSanitizer). Blocks of 4 MiB and more are advised as
+// transparent huge pages, each starting at one of 16 cache-set offsets (TESSERA_CPU_HUGE_PAGES=0
+// turns that off; off under AddressSanitizer). See core/allocator.cpp for the measurements.
 Allocator* cpu_allocator();
 
 struct CpuMemoryStats {
@@ -28,6 +30,7 @@ struct CpuMemoryStats {
   size_t peak_allocated = 0;  // high-water mark of `allocated` since the last reset
   uint64_t system_allocs = 0; // large blocks taken from the system
   uint64_t hits = 0;          // large requests served from the cache
+  uint64_t huge_page_blocks = 0;  // blocks of 4 MiB and more taken as transparent huge pages
 };
 CpuMemoryStats cpu_memory_stats();
 void cpu_reset_peak_memory_stats();

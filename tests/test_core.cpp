@@ -1,4 +1,6 @@
 // core/: dtypes, devices, views, layout/dtype conversion, factories, errors.
+#include <set>
+
 #include "data/sampler.h"
 #include "kernels/math.h"
 #include "models/unet.h"
@@ -285,6 +287,34 @@ TEST(CpuBlockCache, LargeBlocksAreCachedAndReusedAndTheCacheEmpties) {
   again = Tensor();
   cpu_set_cache_limit(cap);
   cpu_empty_cache();
+}
+
+TEST(CpuBlockCache, HugePageBlocksStartAtDistinctCacheSetOffsets) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "huge-page blocks are off under AddressSanitizer";
+#endif
+  if (const char* v = std::getenv("TESSERA_CPU_HUGE_PAGES"); v != nullptr && std::string(v) == "0")
+    GTEST_SKIP() << "TESSERA_CPU_HUGE_PAGES=0 turns huge-page blocks off";
+  cpu_empty_cache();
+  const CpuMemoryStats s0 = cpu_memory_stats();
+  constexpr int64_t kN = int64_t{3} << 20;  // 12 MiB of floats: a huge-page block
+  std::vector<Tensor> blocks;
+  std::set<uintptr_t> offsets;
+  for (int i = 0; i < 4; ++i) {
+    blocks.push_back(full({kN}, static_cast<double>(i + 1)));
+    const auto p = reinterpret_cast<uintptr_t>(blocks.back().data_ptr());
+    EXPECT_EQ(p % 64, 0u);
+    offsets.insert(p % (uintptr_t{2} << 20));
+  }
+  EXPECT_EQ(cpu_memory_stats().huge_page_blocks, s0.huge_page_blocks + 4);
+  EXPECT_EQ(offsets.size(), 4u) << "blocks that start at one offset within their huge pages share cache sets";
+  for (int i = 0; i < 4; ++i) {  // every byte of each block is usable, and blocks do not overlap
+    EXPECT_EQ(sum(blocks[static_cast<size_t>(i)]).item<double>(), (i + 1) * static_cast<double>(kN));
+    EXPECT_EQ(blocks[static_cast<size_t>(i)].data<float>()[kN - 1], static_cast<float>(i + 1));
+  }
+  blocks.clear();
+  cpu_empty_cache();  // frees them through their allocations' starts (a wrong pointer would abort here)
+  EXPECT_EQ(cpu_memory_stats().cached, 0u);
 }
 
 TEST(Parallel, ThreadSettingAndParallelForCoverEveryIndex) {
