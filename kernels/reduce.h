@@ -19,6 +19,7 @@ enum class ReduceOp : uint8_t { Sum, Mean, Max, Min, ArgMax, ArgMin };
 template <class In, class Acc, class Out>
 struct SumOp {
   using acc_t = Acc;
+  static constexpr bool kPlainSum = true;  // the CPU may add short runs of In before widening
   Out* out;
   double scale;  // 1 for sum, 1/R for mean
   TS_HD acc_t identity() const { return acc_t(0); }
@@ -34,6 +35,7 @@ struct SumOp {
 template <class T, bool kMax>
 struct ExtremumOp {
   using acc_t = opmath_t<T>;
+  static constexpr bool kExtremum = true, kIsMaxOp = kMax;  // the CPU folds float32 rows its own way
   T* out;
   TS_HD acc_t identity() const { return kMax ? math::lowest<acc_t>() : math::highest<acc_t>(); }
   TS_HD acc_t step(acc_t a, T v, int64_t) const { return combine(a, static_cast<acc_t>(v)); }

@@ -302,6 +302,42 @@ TEST(Reduce, ArgExtremaOfLongRowsEqualAPlainLoop) {
     const float got = amax(t).item<float>();
     if (any_nan) EXPECT_TRUE(std::isnan(got));
     else EXPECT_EQ(got, m);
+    float lo = inf;
+    for (float e : v) lo = std::min(lo, e);
+    const float got_min = amin(t).item<float>();
+    if (any_nan) EXPECT_TRUE(std::isnan(got_min));
+    else EXPECT_EQ(got_min, variant == 4 ? -inf : lo);
+  }
+}
+
+// float32 sums over rows (kernels/cpu/reduce.cpp adds four values in float32, pairwise, before
+// widening to double): against a float64 loop, within two float32 roundings of the magnitudes
+// summed plus the result's own rounding, for lengths around the 128-value step and the 2^15-value
+// slices, values of mixed magnitude and sign, and a NaN / inf anywhere.
+TEST(Reduce, Float32SumsEqualAFloat64LoopWithinTwoRoundings) {
+  const double eps = std::ldexp(1.0, -24);
+  for (int64_t n : {int64_t{5}, int64_t{127}, int64_t{128}, int64_t{129}, int64_t{1000}, (int64_t{1} << 15) + 3,
+                    (int64_t{1} << 20) + 17}) {
+    std::vector<float> v = randn({n}).to_vector<float>();
+    for (int64_t i = 0; i < n; i += 7) v[static_cast<size_t>(i)] *= 1000.f;   // mixed magnitudes
+    for (int64_t i = 3; i < n; i += 11) v[static_cast<size_t>(i)] *= 1e-3f;
+    double exact = 0, magnitude = 0;
+    for (float e : v) exact += e, magnitude += std::fabs(e);
+    const Tensor t = from_vector<float>(v);
+    const double bound = 2 * 2 * eps * magnitude + eps * std::fabs(exact) + 1e-30;
+    EXPECT_NEAR(sum(t).item<float>(), exact, bound) << "n " << n;
+    EXPECT_NEAR(mean(t).item<float>(), exact / static_cast<double>(n), bound / static_cast<double>(n)) << "n " << n;
+    // Rows: many rows go to the threads one row each.
+    const Tensor rows = t.reshape({1, n}).expand({3, n}).contiguous();
+    const std::vector<float> per_row = sum(rows, {1}).to_vector<float>();
+    for (float r : per_row) EXPECT_NEAR(r, exact, bound) << "n " << n;
+    for (float special : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      std::vector<float> w = v;
+      w[static_cast<size_t>(n - 1 - n / 3)] = special;
+      const float got = sum(from_vector<float>(w)).item<float>();
+      if (std::isnan(special)) EXPECT_TRUE(std::isnan(got)) << "n " << n;
+      else EXPECT_EQ(got, special) << "n " << n;
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 // Arg ops over rows take two passes that both vectorise: the extreme value (NaN first), then the
 // first position holding it. Reading the row twice costs less than one pass of (value, index)
 // pairs, which does not vectorise (argmax of 2^24 floats: 15 ms in one pass).
+#include <limits>
 #include <vector>
 
 #include "kernels/reduce.h"
@@ -28,9 +29,73 @@ inline void prefetch_ahead(const T* p, size_t bytes) {
 // not one long dependency chain and the compiler can vectorise it: 32 lanes of a number are four
 // AVX-512 registers of doubles (vaddpd's latency is 4 cycles: one register alone held a float sum
 // to half the memory bandwidth).
+template <class Op>
+concept PlainSum = Op::kPlainSum;
+
+// A float32 sum in double: each of 32 lanes adds four values apart by 32 in float32, pairwise,
+// then widens. Converting every value to double held the sum to half the speed of a float32 loop
+// once the data came from the caches (two Zen 4 cores, 8 MiB from L3: 95 us vs 47 for a float32 loop; vcvtps2pd's rate);
+// one conversion per four values: 62 us (a plain float32 loop: 47). Each value is rounded at most twice
+// (to within 2^-23 of the four's magnitudes) before the double sum.
+inline double fold_float_sum(const float* row, int64_t r0, int64_t r1) {
+  constexpr int kLanes = 32;
+  double lanes[kLanes];
+  for (int k = 0; k < kLanes; ++k) lanes[k] = 0;
+  int64_t r = r0;
+  for (; r + 4 * kLanes <= r1; r += 4 * kLanes) {
+    const float* p = row + r;
+    prefetch_ahead(p, 4 * kLanes * sizeof(float));
+    for (int k = 0; k < kLanes; ++k)
+      lanes[k] += static_cast<double>((p[k] + p[k + kLanes]) + (p[k + 2 * kLanes] + p[k + 3 * kLanes]));
+  }
+  double acc = 0;
+  for (int k = 0; k < kLanes; ++k) acc += lanes[k];
+  for (; r < r1; ++r) acc += static_cast<double>(row[r]);
+  return acc;
+}
+
+template <class Op>
+concept Extremum = Op::kExtremum;
+
+// The float32 max (min) of a run: 64 lanes of plain vmaxps (vminps) and, beside them, whether a
+// NaN was seen; a NaN anywhere makes the result NaN, as math::maximum does value by value. The
+// select of a NaN-propagating maximum chained a compare and a blend per value (amax of 8 MiB from
+// L3 on two Zen 4 cores: 89 us, 77 with 64 lanes of it, 60 with this).
+template <bool kMax>
+float fold_float_extremum(const float* row, int64_t r0, int64_t r1) {
+  constexpr int kLanes = 64;
+  float lanes[kLanes];
+  int32_t nan[kLanes];
+  for (int k = 0; k < kLanes; ++k) {
+    lanes[k] = kMax ? math::lowest<float>() : math::highest<float>();
+    nan[k] = 0;
+  }
+  int64_t r = r0;
+  for (; r + kLanes <= r1; r += kLanes) {
+    const float* p = row + r;
+    prefetch_ahead(p, kLanes * sizeof(float));
+    for (int k = 0; k < kLanes; ++k) {
+      const float x = p[k];
+      lanes[k] = kMax ? (x > lanes[k] ? x : lanes[k]) : (x < lanes[k] ? x : lanes[k]);
+      nan[k] |= x != x;
+    }
+  }
+  float acc = kMax ? math::lowest<float>() : math::highest<float>();
+  bool any_nan = false;
+  for (int k = 0; k < kLanes; ++k) {
+    acc = kMax ? math::maximum(acc, lanes[k]) : math::minimum(acc, lanes[k]);
+    any_nan |= nan[k] != 0;
+  }
+  for (; r < r1; ++r) acc = kMax ? math::maximum(acc, row[r]) : math::minimum(acc, row[r]);
+  return any_nan ? std::numeric_limits<float>::quiet_NaN() : acc;
+}
+
 template <class In, class Op>
 typename Op::acc_t fold(const In* row, int64_t r0, int64_t r1, const Op& op) {
   using Acc = typename Op::acc_t;
+  if constexpr (PlainSum<Op> && std::is_same_v<In, float> && std::is_same_v<Acc, double>)
+    return fold_float_sum(row, r0, r1);
+  if constexpr (Extremum<Op> && std::is_same_v<In, float>) return fold_float_extremum<Op::kIsMaxOp>(row, r0, r1);
   constexpr int kLanes = std::is_arithmetic_v<Acc> ? 32 : 8;
   Acc lanes[kLanes];
   for (int k = 0; k < kLanes; ++k) lanes[k] = op.identity();
