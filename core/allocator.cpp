@@ -49,6 +49,7 @@ constexpr size_t kHugeFrom = size_t{4} << 20;
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kColorStep = 4096 + 64;
 constexpr size_t kColors = 16;
+static_assert(kColors * kColorStep < kHugePage, "a block's offset stays inside its first huge page");
 
 bool huge_pages_from_env() {
 #ifdef TESSERA_ASAN
@@ -138,7 +139,7 @@ class CpuAllocator final : public Allocator {
           stats_.cached += size;
           return;
         }
-        block_free(ptr);  // the cache is full
+        block_free(ptr, size);  // the cache is full
         return;
       }
     }
@@ -173,23 +174,21 @@ class CpuAllocator final : public Allocator {
   }
 
  private:
-  // A block of a cached size: 64-byte aligned, or a huge-page block at its colour's offset.
+  // A block of a cached size: 64-byte aligned, or a huge-page block at its colour's offset (under
+  // 2 MiB, so the allocation's start is the block's address rounded down to 2 MiB).
+  bool is_huge(size_t size) const { return huge_pages_ && size >= kHugeFrom; }
   void* block_alloc(size_t size) {
-    if (!huge_pages_ || size < kHugeFrom) return std::aligned_alloc(kAlign, size);
+    if (!is_huge(size)) return std::aligned_alloc(kAlign, size);
     const size_t offset = (next_color_++ % kColors) * kColorStep;
     void* base = std::aligned_alloc(kHugePage, size + offset);
     if (base == nullptr) return nullptr;
     madvise(base, size + offset, MADV_HUGEPAGE);  // advice only: where refused, 4 KiB pages serve
-    void* p = static_cast<char*>(base) + offset;
-    base_[p] = base;
     ++stats_.huge_page_blocks;
-    return p;
+    return static_cast<char*>(base) + offset;
   }
-  void block_free(void* p) {
-    auto it = base_.find(p);
-    if (it == base_.end()) return std::free(p);
-    std::free(it->second);
-    base_.erase(it);
+  void block_free(void* p, size_t size) {
+    if (is_huge(size)) p = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{kHugePage - 1});
+    std::free(p);
   }
   static void* system_alloc(size_t rounded, size_t nbytes) {
     void* p = std::aligned_alloc(kAlign, rounded);
@@ -202,7 +201,7 @@ class CpuAllocator final : public Allocator {
     for (auto it = free_.rbegin(); bytes > 0 && it != free_.rend(); ++it) {
       if (it->first == keep) continue;
       while (bytes > 0 && !it->second.empty()) {
-        block_free(it->second.back());
+        block_free(it->second.back(), it->first);
         it->second.pop_back();
         stats_.cached -= it->first;
         bytes -= std::min(bytes, it->first);
@@ -212,7 +211,7 @@ class CpuAllocator final : public Allocator {
 
   void release_locked() {
     for (auto& [size, blocks] : free_)
-      for (void* p : blocks) block_free(p);
+      for (void* p : blocks) block_free(p, size);
     free_.clear();
     stats_.cached = 0;
   }
@@ -222,7 +221,6 @@ class CpuAllocator final : public Allocator {
   std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;
   std::unordered_map<void*, size_t> live_;
-  std::unordered_map<void*, void*> base_;  // huge-page blocks: where each one's allocation starts
   size_t next_color_ = 0;
   CpuMemoryStats stats_;
 };
